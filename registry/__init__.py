@@ -1,0 +1,72 @@
+"""The Product Registry: product teams request namespaces, super admins decide, everyone is told."""
+
+from pathlib import Path
+
+from flask import Flask, redirect, url_for
+from flask_login import current_user
+
+from . import config
+from .extensions import csrf, db, login_manager, mail, migrate
+
+MIGRATIONS = str(Path(__file__).parent / "migrations")
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the application. No side effects: no migrations, no network, no threads."""
+    app = Flask(__name__, instance_relative_config=True)
+    config.load(app, test_config)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS, render_as_batch=True)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Sign in to continue."
+    login_manager.login_message_category = "info"
+    mail.init_app(app)
+    csrf.init_app(app)
+
+    from . import models  # noqa: F401  (every table, for Alembic and create_all)
+    from .admin import bp as admin_bp
+    from .auth import bp as auth_bp
+    from .cli import register as register_cli
+    from .errors import register as register_errors
+    from .filters import register as register_filters
+    from .history import bp as history_bp
+    from .htmx import add_vary
+    from .notifications import bp as notifications_bp
+    from .notifications.sender import install_commit_hook
+    from .products import bp as products_bp
+    from .reference import bp as reference_bp
+    from .requests import bp as requests_bp
+
+    for blueprint in (
+        auth_bp,
+        reference_bp,
+        products_bp,
+        requests_bp,
+        admin_bp,
+        history_bp,
+        notifications_bp,
+    ):
+        app.register_blueprint(blueprint)
+    register_cli(app)
+    register_errors(app)
+    register_filters(app)
+    app.after_request(add_vary)
+    install_commit_hook()
+
+    @app.get("/")
+    def index():
+        if not current_user.is_authenticated:
+            return redirect(url_for("auth.login"))
+        if current_user.is_super_admin:
+            return redirect(url_for("admin.queue"))
+        if current_user.is_support:
+            return redirect(url_for("history.all_requests"))
+        return redirect(url_for("products.mine"))
+
+    @app.get("/healthz")
+    def healthz():
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,95 @@
+from flask import abort, current_app, flash, request, url_for
+from flask_login import current_user
+from sqlalchemy.orm.exc import StaleDataError
+
+from ..auth.access import roles_required
+from ..auth.models import Role
+from ..extensions import db
+from ..htmx import is_htmx, redirect_to, render
+from ..requests import queries
+from ..requests import services as request_services
+from . import bp
+
+QUEUE = "admin/queue.html"
+
+
+def _queue_page(**context):
+    page = queries.pending_queue(
+        request.args.get("page", 1, type=int), current_app.config["PAGE_SIZE"]
+    )
+    return {"page": page, "pending_count": page.total, "errors": {}, **context}
+
+
+@bp.get("/queue")
+@roles_required(Role.SUPER_ADMIN, Role.SUPPORT)
+def queue():
+    return render(QUEUE, **_queue_page())
+
+
+@bp.post("/requests/<int:request_id>/decision")
+@roles_required(Role.SUPER_ADMIN)
+def decide(request_id: int):
+    decision = request.form.get("decision")
+    if decision not in ("approve", "reject"):
+        abort(400, "The decision must be approve or reject.")
+    comment = request.form.get("comment", "")
+    try:
+        req = request_services.decide(request_id, current_user, decision == "approve", comment)
+        db.session.commit()
+    except LookupError:
+        db.session.rollback()
+        abort(404)
+    except StaleDataError:
+        # Another admin's decision landed between our read and our write (SQLite path).
+        db.session.rollback()
+        return _already_decided(request_id)
+    except request_services.AlreadyDecided:
+        db.session.rollback()
+        return _already_decided(request_id)
+    except (request_services.CommentRequired, request_services.NotAllowed) as exc:
+        db.session.rollback()
+        status = 403 if isinstance(exc, request_services.NotAllowed) else 422
+        return _with_error(request_id, str(exc), comment, status)
+
+    verb = "Approved" if decision == "approve" else "Rejected"
+    message = f"{verb} {req.product.name} ({req.product.licence_plate})."
+    if is_htmx():
+        return render(
+            "admin/_decided.html",
+            message=message,
+            pending_count=queries.pending_count(),
+            request_id=request_id,
+        )
+    flash(message, "success")
+    return redirect_to(url_for("admin.queue"))
+
+
+def _already_decided(request_id: int):
+    req = queries.get_visible(request_id, current_user)
+    message = str(request_services.AlreadyDecided(req))
+    if is_htmx():
+        return render(
+            QUEUE,
+            block="decided_elsewhere",
+            status=409,
+            req=req,
+            message=message,
+            pending_count=queries.pending_count(),
+        )
+    flash(message, "error")
+    return redirect_to(url_for("admin.queue"))
+
+
+def _with_error(request_id: int, message: str, comment: str, status: int):
+    if is_htmx():
+        req = queries.get_visible(request_id, current_user)
+        return render(
+            QUEUE,
+            block="queue_item",
+            status=status,
+            req=req,
+            error=message,
+            comment=comment,
+        )
+    context = _queue_page(errors={request_id: message}, comments={request_id: comment})
+    return render(QUEUE, status=status, **context)

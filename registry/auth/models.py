@@ -1,0 +1,74 @@
+import enum
+from datetime import datetime
+
+from flask_login import UserMixin
+from sqlalchemy import CheckConstraint, String, func
+from sqlalchemy.orm import Mapped, mapped_column
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from ..extensions import db
+from ..timeutil import utcnow
+
+
+class Role(enum.StrEnum):
+    SUPER_ADMIN = "super_admin"  # reviews and decides requests
+    SUPPORT = "support"  # reads everything, changes nothing
+    USER = "user"  # product owners, technical leads, requesters
+
+    @property
+    def label(self) -> str:
+        return {
+            "super_admin": "Super admin",
+            "support": "Support",
+            "user": "Product team",
+        }[self]
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint(
+            "role IN (" + ", ".join(f"'{r.value}'" for r in Role) + ")",
+            name="role_known",
+        ),
+        CheckConstraint("email = lower(email)", name="email_lowercase"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(20), default=Role.USER.value)
+    # The subject claim of a future single sign-on provider (Keycloak, Entra ID); unique when set.
+    external_subject: Mapped[str | None] = mapped_column(String(255), unique=True)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return bool(self.password_hash) and check_password_hash(self.password_hash, password)
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    @property
+    def is_super_admin(self) -> bool:
+        return self.role == Role.SUPER_ADMIN
+
+    @property
+    def is_support(self) -> bool:
+        return self.role == Role.SUPPORT
+
+    @property
+    def reads_everything(self) -> bool:
+        return self.role in (Role.SUPER_ADMIN, Role.SUPPORT)
+
+    @property
+    def role_label(self) -> str:
+        return Role(self.role).label
+
+    def __repr__(self) -> str:
+        return f"<User {self.email} {self.role}>"

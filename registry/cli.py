@@ -1,0 +1,86 @@
+"""Commands of the whole application: the development server and the background worker."""
+
+import contextlib
+import secrets
+import signal
+import threading
+
+import click
+from flask import current_app
+from flask_migrate import upgrade
+from werkzeug.serving import run_simple
+
+from . import background
+from .auth import services as accounts
+from .auth.models import Role
+from .extensions import db
+from .reference import services as reference
+
+DEMO_ACCOUNTS = [
+    ("owner@example.com", "Olivia Owner", Role.USER),
+    ("lead@example.com", "Liam Lead", Role.USER),
+    ("admin@example.com", "Ada Admin", Role.SUPER_ADMIN),
+    ("admin2@example.com", "Sam Second-Admin", Role.SUPER_ADMIN),
+    ("support@example.com", "Sue Support", Role.SUPPORT),
+]
+
+
+def prepare_database() -> None:
+    upgrade(directory=current_app.extensions["migrate"].directory)
+    reference.seed()
+    db.session.commit()
+
+
+def ensure_demo_accounts() -> list[tuple[str, str, str]]:
+    """Create the demo accounts that are missing; give all of them fresh passwords."""
+    printed = []
+    for email, name, role in DEMO_ACCOUNTS:
+        password = secrets.token_urlsafe(9)
+        user = accounts.get_by_email(email)
+        if user is None:
+            user = accounts.create_user(email, name, password, role)
+        else:
+            user.set_password(password)
+        printed.append((email, password, role.label))
+    db.session.commit()
+    return printed
+
+
+def register(app) -> None:
+    @app.cli.command("dev")
+    @click.option("--host", default="127.0.0.1", show_default=True)
+    @click.option("--port", default=5000, show_default=True, type=int)
+    def dev(host, port):
+        """Run the whole system for development: database, reference data, demo accounts,
+        the outbox sender and the web server."""
+        if current_app.config["ENV"] == "production":
+            raise click.ClickException("`dev` is for development; use wsgi.py in production.")
+        prepare_database()
+        click.echo(f"Database: {current_app.config['SQLALCHEMY_DATABASE_URI']}")
+        click.echo("Demo accounts (passwords are new at every start):")
+        for email, password, role in ensure_demo_accounts():
+            click.echo(f"  {role:<13} {email:<22} {password}")
+        if current_app.config["DEV_MAILBOX"]:
+            click.echo(f"Mailbox: http://{host}:{port}/dev/mailbox")
+        app = current_app._get_current_object()
+        background.start(app)
+        # run_simple, not app.run: the flask CLI ignores app.run() inside a command.
+        run_simple(host, port, app, threaded=True)
+
+    @app.cli.command("init-db")
+    def init_db():
+        """Bring the database to the latest migration and add missing reference data."""
+        prepare_database()
+        click.echo("Database is up to date.")
+
+    @app.cli.command("worker")
+    def worker():
+        """Run the background work (the outbox sender) in its own process until stopped."""
+        app = current_app._get_current_object()
+        background.start(app)
+        click.echo("Worker running; Ctrl-C to stop.")
+        stopped = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+        with contextlib.suppress(KeyboardInterrupt):
+            stopped.wait()
+        background.stop()

@@ -1,0 +1,107 @@
+"""Settings: defaults, then ``instance/config.py``, then ``REGISTRY_*`` environment, then tests.
+
+Every setting can be given as an environment variable named ``REGISTRY_<NAME>``; values are parsed
+as JSON where they look like JSON (numbers, booleans, lists), else taken as text.
+"""
+
+import json
+import os
+import secrets
+from pathlib import Path
+
+ENV_PREFIX = "REGISTRY_"
+
+
+class Defaults:
+    # "development" or "production"; production refuses to start without a real secret key.
+    ENV = "development"
+    SECRET_KEY = None
+    SQLALCHEMY_DATABASE_URI = None  # default: SQLite in the instance folder
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {}  # noqa: RUF012
+    # Mail: with no MAIL_SERVER the sender keeps mail in the development mailbox.
+    MAIL_SERVER = None
+    MAIL_PORT = 25
+    MAIL_USE_TLS = False
+    MAIL_USE_SSL = False
+    MAIL_USERNAME = None
+    MAIL_PASSWORD = None
+    MAIL_DEFAULT_SENDER = "Product Registry <registry@localhost>"
+    MAIL_TIMEOUT = 10
+    # Outbox delivery: attempts before a message is marked failed, and the backoff between them.
+    MAIL_MAX_ATTEMPTS = 8
+    MAIL_RETRY_BASE_SECONDS = 30
+    MAIL_RETRY_MAX_SECONDS = 3600
+    MAIL_POLL_SECONDS = 15
+    # Reviewers that are told of every new request besides the super admins.
+    EXTRA_REVIEWER_ADDRESSES: list = []  # noqa: RUF012
+    # Where users reach the registry; links in email are built from it.
+    PUBLIC_URL = "http://127.0.0.1:5000"
+    # The browser mailbox page; on by default only in development with no mail server.
+    DEV_MAILBOX = None
+    PAGE_SIZE = 50
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    WTF_CSRF_TIME_LIMIT = None
+
+
+def _parse(value: str):
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def load(app, test_config=None) -> None:
+    """Fill ``app.config`` in order of precedence and fail fast on what is missing."""
+    app.config.from_object(Defaults)
+    app.config.from_pyfile("config.py", silent=True)
+    for key, value in os.environ.items():
+        if key.startswith(ENV_PREFIX):
+            app.config[key.removeprefix(ENV_PREFIX)] = _parse(value)
+    if test_config:
+        app.config.from_mapping(test_config)
+
+    instance = Path(app.instance_path)
+    if not app.config["SQLALCHEMY_DATABASE_URI"]:
+        instance.mkdir(parents=True, exist_ok=True)
+        app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{instance / 'registry.sqlite'}"
+    app.config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(
+        app.config["SQLALCHEMY_DATABASE_URI"]
+    )
+    if isinstance(app.config["EXTRA_REVIEWER_ADDRESSES"], str):
+        app.config["EXTRA_REVIEWER_ADDRESSES"] = [
+            a.strip() for a in app.config["EXTRA_REVIEWER_ADDRESSES"].split(",") if a.strip()
+        ]
+
+    if not app.config["SECRET_KEY"]:
+        if app.config["ENV"] == "production":
+            raise RuntimeError(
+                "REGISTRY_SECRET_KEY is required in production: set it in the environment "
+                "or in instance/config.py."
+            )
+        app.config["SECRET_KEY"] = _development_secret_key(instance)
+
+    if app.config["DEV_MAILBOX"] is None:
+        app.config["DEV_MAILBOX"] = (
+            app.config["ENV"] != "production" and not app.config["MAIL_SERVER"]
+        )
+    if app.config["ENV"] == "production" and app.config["DEV_MAILBOX"]:
+        raise RuntimeError("The development mailbox cannot be enabled in production.")
+
+
+def normalise_database_url(url: str) -> str:
+    """Let ``postgresql://`` URLs use psycopg 3, the driver this project installs."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url
+
+
+def _development_secret_key(instance: Path) -> str:
+    """Generate a key once into the instance folder so sessions survive restarts."""
+    instance.mkdir(parents=True, exist_ok=True)
+    path = instance / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()

@@ -1,0 +1,7 @@
+"""Imports every model so that metadata is complete wherever the app is built."""
+
+from .auth.models import User  # noqa: F401
+from .notifications.models import OutboxEmail  # noqa: F401
+from .products.models import Product, ProductContact, ProductNamespace  # noqa: F401
+from .reference.models import Cluster, Ministry, QuotaOption  # noqa: F401
+from .requests.models import Request, RequestEvent  # noqa: F401

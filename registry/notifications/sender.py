@@ -1,0 +1,197 @@
+"""The outbox sender: delivers queued email after the commit, retries what failed for a while.
+
+Any number of senders may run (gunicorn workers, pods): each claims a batch with a lease
+(``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so two senders never hold the same message.
+"""
+
+import logging
+import smtplib
+import threading
+from datetime import timedelta
+from email.utils import make_msgid
+
+from flask import current_app
+from flask_mail import Message
+from sqlalchemy import or_, select, update
+
+from ..extensions import db, mail
+from ..timeutil import utcnow
+from .models import EmailStatus, OutboxEmail
+
+log = logging.getLogger(__name__)
+
+CLAIM_SECONDS = 120
+BATCH = 20
+
+# Set after a commit that wrote outbox rows, so the sender runs at once instead of at its next poll.
+wake = threading.Event()
+
+
+class PermanentFailure(Exception):
+    pass
+
+
+class TemporaryFailure(Exception):
+    pass
+
+
+def classify(exc: Exception) -> type[Exception]:
+    """Is an SMTP error worth retrying? 4xx and network trouble are; 5xx is not."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        return PermanentFailure if codes and all(c >= 500 for c in codes) else TemporaryFailure
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return PermanentFailure if exc.smtp_code >= 500 else TemporaryFailure
+    return TemporaryFailure  # connection refused, timeouts, disconnects
+
+
+def backoff(attempts: int) -> timedelta:
+    base = current_app.config["MAIL_RETRY_BASE_SECONDS"]
+    ceiling = current_app.config["MAIL_RETRY_MAX_SECONDS"]
+    return timedelta(seconds=min(base * 2 ** max(attempts - 1, 0), ceiling))
+
+
+def _claim(limit: int) -> list[int]:
+    now = utcnow()
+    query = (
+        select(OutboxEmail.id)
+        .where(
+            OutboxEmail.status == EmailStatus.PENDING.value,
+            OutboxEmail.next_attempt_at <= now,
+            or_(OutboxEmail.claimed_until.is_(None), OutboxEmail.claimed_until < now),
+        )
+        .order_by(OutboxEmail.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    ids = list(db.session.scalars(query))
+    if ids:
+        db.session.execute(
+            update(OutboxEmail)
+            .where(OutboxEmail.id.in_(ids))
+            .values(claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
+        )
+    db.session.commit()
+    return ids
+
+
+def _message(email: OutboxEmail) -> Message:
+    message = Message(
+        subject=email.subject,
+        recipients=list(email.recipients),
+        body=email.body_text,
+        html=email.body_html,
+    )
+    # One Message-ID per outbox row: a receiver can drop a copy should a crash resend it.
+    domain = current_app.config["PUBLIC_URL"].split("//")[-1].split("/")[0].split(":")[0]
+    message.msgId = make_msgid(idstring=f"outbox-{email.id}", domain=domain or "registry")
+    return message
+
+
+def _deliver(email: OutboxEmail) -> None:
+    if current_app.config["DEV_MAILBOX"]:
+        email.delivered_via = "mailbox"
+        return
+    try:
+        mail.send(_message(email))
+    except (smtplib.SMTPException, OSError) as exc:
+        raise classify(exc)(f"{type(exc).__name__}: {exc}") from exc
+    email.delivered_via = "smtp"
+
+
+def deliver_due(limit: int = BATCH) -> int:
+    """Send the emails that are due; returns how many were sent. Commits per email."""
+    sent = 0
+    for email_id in _claim(limit):
+        email = db.session.get(OutboxEmail, email_id)
+        if email is None or email.status != EmailStatus.PENDING:
+            continue
+        email.attempts += 1
+        try:
+            _deliver(email)
+        except PermanentFailure as exc:
+            email.status = EmailStatus.FAILED.value
+            email.last_error = str(exc)
+            log.warning("Email %s failed for good: %s", email.id, exc)
+        except TemporaryFailure as exc:
+            email.last_error = str(exc)
+            if email.attempts >= current_app.config["MAIL_MAX_ATTEMPTS"]:
+                email.status = EmailStatus.FAILED.value
+            else:
+                email.next_attempt_at = utcnow() + backoff(email.attempts)
+            log.info("Email %s not sent (attempt %s): %s", email.id, email.attempts, exc)
+        else:
+            email.status = EmailStatus.SENT.value
+            email.sent_at = utcnow()
+            email.last_error = None
+            sent += 1
+        email.claimed_until = None
+        db.session.commit()
+    return sent
+
+
+def next_due_in(default: float) -> float:
+    """Seconds until the next pending email is due, at most ``default``."""
+    due = db.session.scalar(
+        select(OutboxEmail.next_attempt_at)
+        .where(OutboxEmail.status == EmailStatus.PENDING.value)
+        .order_by(OutboxEmail.next_attempt_at)
+        .limit(1)
+    )
+    db.session.rollback()
+    if due is None:
+        return default
+    return max(0.0, min(default, (due - utcnow()).total_seconds()))
+
+
+class SenderThread(threading.Thread):
+    """Runs :func:`deliver_due` whenever woken by a commit, or at the next due time."""
+
+    def __init__(self, app):
+        super().__init__(name="outbox-sender", daemon=True)
+        self.app = app
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        poll = self.app.config["MAIL_POLL_SECONDS"]
+        while not self.stopping.is_set():
+            # Cleared before the round, so a commit during the round still wakes the next one.
+            wake.clear()
+            wait = poll
+            try:
+                with self.app.app_context():
+                    while deliver_due():
+                        pass
+                    wait = next_due_in(poll)
+            except Exception:
+                # A database hiccup must not end the thread: log, wait, try again.
+                log.exception("Outbox sender round failed")
+            wake.wait(timeout=wait)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        wake.set()
+
+
+def install_commit_hook() -> None:
+    """Wake the sender after any commit that wrote outbox rows."""
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    if event.contains(Session, "after_commit", _after_commit):
+        return
+    event.listen(Session, "after_commit", _after_commit)
+    event.listen(Session, "after_rollback", _after_rollback)
+
+
+def _after_commit(session) -> None:
+    from .services import OUTBOX_FLAG
+
+    if session.info.pop(OUTBOX_FLAG, False):
+        wake.set()
+
+
+def _after_rollback(session) -> None:
+    from .services import OUTBOX_FLAG
+
+    session.info.pop(OUTBOX_FLAG, None)

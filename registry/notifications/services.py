@@ -1,0 +1,111 @@
+"""Which email each request event sends, to whom: written to the outbox in the same transaction."""
+
+from urllib.parse import urlsplit
+
+from flask import current_app, render_template
+from sqlalchemy import select
+
+from ..auth import services as accounts
+from ..extensions import db
+from ..timeutil import utcnow
+from .models import EmailStatus, OutboxEmail
+
+# The session flag that tells the sender, after the commit, that there is mail to send.
+OUTBOX_FLAG = "outbox_written"
+
+SUBJECTS = {
+    "received": "Request received: {name} ({plate})",
+    "awaiting_review": "Awaiting your review: {name} ({plate})",
+    "approved": "Approved: {name} ({plate})",
+    "rejected": "Rejected: {name} ({plate})",
+    "cancelled": "Cancelled: {name} ({plate})",
+}
+
+
+def public_url(endpoint: str, **values) -> str:
+    """An absolute link for email, built from PUBLIC_URL; works outside any web request."""
+    base = urlsplit(current_app.config["PUBLIC_URL"])
+    adapter = current_app.url_map.bind(
+        base.netloc, script_name=base.path or "/", url_scheme=base.scheme or "https"
+    )
+    return adapter.build(endpoint, values, force_external=True)
+
+
+def team_addresses(request) -> list[str]:
+    """The product's contacts, and the requester when they are not one of them."""
+    addresses = list(request.product.contact_emails)
+    if request.requested_by.email not in addresses:
+        addresses.append(request.requested_by.email)
+    return addresses
+
+
+def reviewer_addresses() -> list[str]:
+    addresses = accounts.super_admin_emails()
+    for extra in current_app.config["EXTRA_REVIEWER_ADDRESSES"]:
+        if extra.lower() not in addresses:
+            addresses.append(extra.lower())
+    return addresses
+
+
+def enqueue(kind: str, recipients: list[str], request=None, **context) -> OutboxEmail | None:
+    """Render one email and write it to the outbox. Sent by the sender after the commit."""
+    recipients = list(dict.fromkeys(r for r in recipients if r))
+    if not recipients:
+        return None
+    context.update(request=request, product=request.product if request else None)
+    if request is not None:
+        context.setdefault("request_url", public_url("requests.detail", request_id=request.id))
+    subject = "[Product Registry] " + SUBJECTS[kind].format(
+        name=" ".join(request.product.name.split()), plate=request.product.licence_plate
+    )
+    email = OutboxEmail(
+        kind=kind,
+        request_id=request.id if request else None,
+        recipients=recipients,
+        subject=subject,
+        body_text=render_template(f"email/{kind}.txt", **context),
+        body_html=render_template(f"email/{kind}.html", **context),
+        status=EmailStatus.PENDING.value,
+        next_attempt_at=utcnow(),
+    )
+    db.session.add(email)
+    db.session.info[OUTBOX_FLAG] = True
+    return email
+
+
+def request_moved(request, event) -> None:
+    """Called by the lifecycle for every transition: queue the emails of this step."""
+    to = event.to_status
+    if event.from_status is None and to == "pending":
+        enqueue("received", team_addresses(request), request)
+        enqueue(
+            "awaiting_review",
+            reviewer_addresses(),
+            request,
+            queue_url=public_url("admin.queue"),
+        )
+    elif to in ("approved", "rejected", "cancelled"):
+        enqueue(to, team_addresses(request), request)
+    db.session.flush()
+
+
+def outgoing(status: str | None, page: int, per_page: int):
+    query = select(OutboxEmail).order_by(OutboxEmail.id.desc())
+    if status:
+        query = query.where(OutboxEmail.status == status)
+    return db.paginate(query, page=page, per_page=per_page, error_out=False)
+
+
+def retry(email_id: int) -> OutboxEmail:
+    """Put a failed email back in the queue, to be sent at once."""
+    email = db.session.get(OutboxEmail, email_id)
+    if email is None:
+        raise LookupError(email_id)
+    if email.status != EmailStatus.FAILED:
+        raise ValueError("Only a failed email can be retried.")
+    email.status = EmailStatus.PENDING.value
+    email.next_attempt_at = utcnow()
+    email.claimed_until = None
+    db.session.info[OUTBOX_FLAG] = True
+    db.session.flush()
+    return email

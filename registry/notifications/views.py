@@ -1,0 +1,75 @@
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import login_required
+
+from ..auth.access import roles_required
+from ..auth.models import Role
+from ..extensions import db
+from . import bp, services
+from .models import EmailStatus, OutboxEmail
+
+
+@bp.get("/admin/mail")
+@roles_required(Role.SUPER_ADMIN, Role.SUPPORT)
+def outgoing():
+    status = request.args.get("status", "")
+    if status and status not in EmailStatus.__members__.values():
+        status = ""
+    page = services.outgoing(
+        status or None,
+        request.args.get("page", 1, type=int),
+        current_app.config["PAGE_SIZE"],
+    )
+    return render_template(
+        "notifications/outgoing.html",
+        page=page,
+        status=status,
+        statuses=list(EmailStatus),
+    )
+
+
+@bp.post("/admin/mail/<int:email_id>/retry")
+@roles_required(Role.SUPER_ADMIN)
+def retry(email_id: int):
+    try:
+        email = services.retry(email_id)
+    except LookupError:
+        abort(404)
+    except ValueError as exc:
+        flash(str(exc), "error")
+    else:
+        db.session.commit()
+        flash(f"Email {email.id} is queued to be sent again.", "success")
+    return redirect(url_for("notifications.outgoing", status=request.args.get("status", "")), 303)
+
+
+def _mailbox_enabled():
+    if not current_app.config["DEV_MAILBOX"]:
+        abort(404)
+
+
+@bp.get("/dev/mailbox")
+@login_required
+def mailbox():
+    """Development only: every email the registry wrote, readable without a mail server."""
+    _mailbox_enabled()
+    page = services.outgoing(None, request.args.get("page", 1, type=int), 50)
+    return render_template("notifications/mailbox.html", page=page)
+
+
+@bp.get("/dev/mailbox/<int:email_id>")
+@login_required
+def mailbox_message(email_id: int):
+    _mailbox_enabled()
+    email = db.get_or_404(OutboxEmail, email_id)
+    return render_template("notifications/message.html", email=email)
+
+
+@bp.get("/dev/mailbox/<int:email_id>/html")
+@login_required
+def mailbox_html(email_id: int):
+    _mailbox_enabled()
+    email = db.get_or_404(OutboxEmail, email_id)
+    # Shown in a sandboxed iframe; the body was rendered with autoescaping, but keep scripts out.
+    response = current_app.response_class(email.body_html, mimetype="text/html")
+    response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
+    return response

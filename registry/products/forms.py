@@ -1,0 +1,212 @@
+"""The new product form: every rule of DOMAIN.md's product table, each with its own message."""
+
+import re
+
+from flask_wtf import FlaskForm
+from wtforms import Form, FormField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Email, Length, Optional, ValidationError
+
+from ..reference import services as reference
+from ..reference.models import ENVIRONMENTS, QUOTA_KINDS
+from .services import ContactData, ProductData
+
+NAME_MAX = 40
+DESCRIPTION_MAX = 512
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def no_control_characters(form, field):
+    if field.data and CONTROL_CHARACTERS.search(field.data):
+        raise ValidationError(
+            f"{field.label.text} cannot contain line breaks or control characters."
+        )
+
+
+def _strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
+def _lower(value):
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+class ContactForm(Form):
+    first_name = StringField(
+        "First name",
+        filters=[_strip],
+        validators=[
+            DataRequired("First name is required."),
+            Length(max=60, message="First name must be 60 characters or fewer."),
+            no_control_characters,
+        ],
+    )
+    last_name = StringField(
+        "Last name",
+        filters=[_strip],
+        validators=[
+            DataRequired("Last name is required."),
+            Length(max=60, message="Last name must be 60 characters or fewer."),
+            no_control_characters,
+        ],
+    )
+    email = StringField(
+        "Email",
+        filters=[_lower],
+        validators=[
+            DataRequired("Email is required."),
+            Email("Enter a valid email address, like jane.doe@gov.bc.ca."),
+            Length(max=254, message="Email must be 254 characters or fewer."),
+        ],
+    )
+
+    def to_data(self) -> ContactData:
+        return ContactData(self.first_name.data, self.last_name.data, self.email.data)
+
+    @property
+    def is_blank(self) -> bool:
+        return not any((self.first_name.data, self.last_name.data, self.email.data))
+
+
+class OptionalContactForm(ContactForm):
+    """The secondary technical lead: all three fields, or none."""
+
+    def validate(self, extra_validators=None):
+        if self.is_blank:
+            for field in self:
+                field.errors = []
+                field.validators = [Optional()]
+            return True
+        return super().validate(extra_validators)
+
+
+class NamespaceQuotaForm(Form):
+    cpu = SelectField("CPU", validate_choice=False)
+    memory = SelectField("Memory", validate_choice=False)
+    storage = SelectField("Storage", validate_choice=False)
+    snapshot = SelectField("Snapshots", validate_choice=False)
+
+
+class ProductForm(FlaskForm):
+    name = StringField(
+        "Product name",
+        filters=[_strip],
+        validators=[
+            DataRequired("Product name is required."),
+            Length(
+                max=NAME_MAX,
+                message=f"Product name must be {NAME_MAX} characters or fewer.",
+            ),
+            no_control_characters,
+        ],
+    )
+    description = TextAreaField(
+        "Description",
+        filters=[_strip],
+        validators=[
+            DataRequired("Description is required."),
+            Length(
+                max=DESCRIPTION_MAX,
+                message=f"Description must be {DESCRIPTION_MAX} characters or fewer.",
+            ),
+        ],
+    )
+    ministry = SelectField("Ministry", validate_choice=False)
+    cluster = SelectField("Cluster", validate_choice=False)
+    product_owner = FormField(ContactForm, "Product owner")
+    primary_lead = FormField(ContactForm, "Primary technical lead")
+    secondary_lead = FormField(OptionalContactForm, "Secondary technical lead (optional)")
+    tools = FormField(NamespaceQuotaForm, "tools")
+    dev = FormField(NamespaceQuotaForm, "dev")
+    test = FormField(NamespaceQuotaForm, "test")
+    prod = FormField(NamespaceQuotaForm, "prod")
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+        self.ministry.choices = [("", "Choose a ministry")] + [
+            (m.code, f"{m.code} - {m.name}") for m in reference.ministries()
+        ]
+        self.clusters = {c.name: c for c in reference.requestable_clusters(include_lab=True)}
+        self.cluster.choices = [
+            (c.name, c.display_name)
+            for c in self.clusters.values()
+            if not c.is_lab or user.is_super_admin
+        ]
+        if not self.cluster.data:
+            self.cluster.data = reference.default_cluster()
+        self.quota_options = reference.quota_options_by_kind()
+        defaults = reference.default_quotas()
+        for env in ENVIRONMENTS:
+            for kind in QUOTA_KINDS:
+                field = self[env][kind]
+                field.choices = [(o.name, o.label) for o in self.quota_options.get(kind, [])]
+                if not field.data:
+                    field.data = defaults.get(kind)
+
+    def validate_name(self, field):
+        if field.data and not field.data[0].isalpha():
+            raise ValidationError("Product name must start with a letter.")
+
+    def validate_ministry(self, field):
+        if field.data not in {code for code, _ in self.ministry.choices if code}:
+            raise ValidationError("Choose a ministry from the list.")
+
+    def validate_cluster(self, field):
+        cluster = self.clusters.get(field.data)
+        if cluster is None:
+            raise ValidationError("Choose a cluster from the list.")
+        if cluster.is_lab and not self.user.is_super_admin:
+            raise ValidationError("Only admins can place a product on a lab cluster.")
+
+    def validate(self, extra_validators=None):
+        valid = super().validate(extra_validators)
+        owner = self.product_owner.form.email.data
+        primary = self.primary_lead.form.email.data
+        secondary = self.secondary_lead.form
+        if owner and primary and owner == primary:
+            self.primary_lead.form.email.errors.append(
+                "The primary technical lead must be a different person from the product owner."
+            )
+            valid = False
+        if not secondary.is_blank and secondary.email.data in (owner, primary):
+            secondary.email.errors.append(
+                "The secondary technical lead must be a different person from the product "
+                "owner and the primary technical lead."
+            )
+            valid = False
+        for env in ENVIRONMENTS:
+            for kind in QUOTA_KINDS:
+                field = self[env][kind]
+                if field.data not in {name for name, _ in field.choices}:
+                    field.errors = [
+                        *field.errors,
+                        f"Choose a {kind} quota from the list.",
+                    ]
+                    valid = False
+        return valid
+
+    def field_errors(self) -> dict[str, list[str]]:
+        """Errors by the field's HTML name (``product_owner-email``), for inline validation."""
+        errors: dict[str, list[str]] = {}
+        for field in self:
+            if isinstance(field, FormField):
+                for sub in field:
+                    errors[sub.name] = list(sub.errors)
+            else:
+                errors[field.name] = list(field.errors)
+        return errors
+
+    def to_data(self) -> ProductData:
+        secondary = self.secondary_lead.form
+        return ProductData(
+            name=self.name.data,
+            description=self.description.data,
+            ministry_code=self.ministry.data,
+            cluster_name=self.cluster.data,
+            owner=self.product_owner.form.to_data(),
+            primary_lead=self.primary_lead.form.to_data(),
+            secondary_lead=None if secondary.is_blank else secondary.to_data(),
+            quotas={
+                env: {kind: self[env][kind].data for kind in QUOTA_KINDS} for env in ENVIRONMENTS
+            },
+        )

@@ -1,0 +1,148 @@
+import enum
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint, func
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from ..reference.models import ENVIRONMENTS
+from ..timeutil import utcnow
+
+
+class ProductStatus(enum.StrEnum):
+    PENDING_APPROVAL = "pending_approval"
+    APPROVED = "approved"
+    PROVISIONED = "provisioned"
+    # A product whose create request was rejected or cancelled: kept, so its plate is never reused.
+    DELETED = "deleted"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ")
+
+
+class ContactRole(enum.StrEnum):
+    OWNER = "owner"
+    PRIMARY_LEAD = "primary_lead"
+    SECONDARY_LEAD = "secondary_lead"
+
+    @property
+    def label(self) -> str:
+        return {
+            "owner": "Product owner",
+            "primary_lead": "Primary technical lead",
+            "secondary_lead": "Secondary technical lead",
+        }[self]
+
+
+def _in(column: str, values) -> str:
+    return f"{column} IN (" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+class Product(db.Model):
+    __tablename__ = "products"
+    __table_args__ = (
+        CheckConstraint(_in("status", ProductStatus), name="status_known"),
+        CheckConstraint("length(licence_plate) = 6", name="licence_plate_length"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    licence_plate: Mapped[str] = mapped_column(String(6), unique=True)
+    name: Mapped[str] = mapped_column(String(40))
+    description: Mapped[str] = mapped_column(String(512))
+    ministry_code: Mapped[str] = mapped_column(ForeignKey("ministries.code"))
+    cluster_name: Mapped[str] = mapped_column(ForeignKey("clusters.name"))
+    status: Mapped[str] = mapped_column(String(20), default=ProductStatus.PENDING_APPROVAL.value)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+    ministry = relationship("Ministry", lazy="raise_on_sql")
+    cluster = relationship("Cluster", lazy="raise_on_sql")
+    created_by = relationship("User", lazy="raise_on_sql")
+    contacts: Mapped[list["ProductContact"]] = relationship(
+        back_populates="product",
+        cascade="all, delete-orphan",
+        order_by="ProductContact.role",
+        lazy="raise_on_sql",
+    )
+    namespaces: Mapped[list["ProductNamespace"]] = relationship(
+        back_populates="product", cascade="all, delete-orphan", lazy="raise_on_sql"
+    )
+
+    @property
+    def status_label(self) -> str:
+        return ProductStatus(self.status).label
+
+    def contact(self, role: ContactRole) -> "ProductContact | None":
+        return next((c for c in self.contacts if c.role == role), None)
+
+    @property
+    def contact_emails(self) -> list[str]:
+        return [c.email for c in self.contacts]
+
+    @property
+    def sorted_namespaces(self) -> list["ProductNamespace"]:
+        return sorted(self.namespaces, key=lambda n: ENVIRONMENTS.index(n.environment))
+
+
+class ProductContact(db.Model):
+    __tablename__ = "product_contacts"
+    __table_args__ = (
+        UniqueConstraint("product_id", "role"),
+        CheckConstraint(_in("role", ContactRole), name="role_known"),
+        CheckConstraint("email = lower(email)", name="email_lowercase"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
+    role: Mapped[str] = mapped_column(String(20))
+    first_name: Mapped[str] = mapped_column(String(60))
+    last_name: Mapped[str] = mapped_column(String(60))
+    email: Mapped[str] = mapped_column(String(254), index=True)
+
+    product: Mapped[Product] = relationship(back_populates="contacts")
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+    @property
+    def role_label(self) -> str:
+        return ContactRole(self.role).label
+
+    def as_dict(self) -> dict:
+        return {
+            "first_name": self.first_name,
+            "last_name": self.last_name,
+            "email": self.email,
+        }
+
+
+class ProductNamespace(db.Model):
+    __tablename__ = "product_namespaces"
+    __table_args__ = (
+        UniqueConstraint("product_id", "environment"),
+        CheckConstraint(_in("environment", ENVIRONMENTS), name="environment_known"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    environment: Mapped[str] = mapped_column(String(10))
+    cpu: Mapped[str] = mapped_column(ForeignKey("quota_options.name"))
+    memory: Mapped[str] = mapped_column(ForeignKey("quota_options.name"))
+    storage: Mapped[str] = mapped_column(ForeignKey("quota_options.name"))
+    snapshot: Mapped[str] = mapped_column(ForeignKey("quota_options.name"))
+
+    product: Mapped[Product] = relationship(back_populates="namespaces")
+
+    @property
+    def name(self) -> str:
+        return f"{self.product.licence_plate}-{self.environment}"
+
+    def quotas(self) -> dict[str, str]:
+        return {
+            "cpu": self.cpu,
+            "memory": self.memory,
+            "storage": self.storage,
+            "snapshot": self.snapshot,
+        }

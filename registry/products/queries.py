@@ -1,0 +1,54 @@
+"""The read side of products: who may see what, eager-loaded so pages run fixed query counts."""
+
+from sqlalchemy import exists, or_, select, true
+from sqlalchemy.orm import selectinload
+
+from ..extensions import db
+from .models import Product, ProductContact, ProductNamespace
+
+
+def visible_to(user):
+    """A where-clause: the products ``user`` may read.
+
+    Super admins and support read everything; anyone else only products they created or where
+    their email is one of the contacts.
+    """
+    return true() if user.reads_everything else belongs_to(user)
+
+
+def belongs_to(user):
+    """A where-clause: products ``user`` created or is a contact of."""
+    return or_(
+        Product.created_by_id == user.id,
+        exists().where(ProductContact.product_id == Product.id, ProductContact.email == user.email),
+    )
+
+
+def product_options():
+    return (
+        selectinload(Product.contacts),
+        selectinload(Product.namespaces).joinedload(ProductNamespace.product),
+        selectinload(Product.ministry),
+        selectinload(Product.cluster),
+    )
+
+
+def for_user(user) -> list[Product]:
+    """The products a user created or is a contact of, newest first."""
+    query = (
+        select(Product)
+        .where(belongs_to(user))
+        .options(*product_options())
+        .order_by(Product.created_at.desc(), Product.id.desc())
+    )
+    return list(db.session.scalars(query))
+
+
+def get_visible(licence_plate: str, user) -> Product | None:
+    """The product with this plate if ``user`` may read it, else None (the caller answers 404)."""
+    query = (
+        select(Product)
+        .where(Product.licence_plate == licence_plate, visible_to(user))
+        .options(*product_options())
+    )
+    return db.session.scalar(query)

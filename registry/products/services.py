@@ -1,0 +1,118 @@
+"""Creating products. Every rule that changes a product lives here; services flush, never commit."""
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import exists, select
+from sqlalchemy.exc import IntegrityError
+
+from ..extensions import db
+from ..reference.models import ENVIRONMENTS
+from . import plates
+from .models import ContactRole, Product, ProductContact, ProductNamespace
+
+PLATE_ATTEMPTS = 20
+
+
+class PlateExhausted(RuntimeError):
+    pass
+
+
+@dataclass
+class ContactData:
+    first_name: str
+    last_name: str
+    email: str
+
+    def as_dict(self) -> dict:
+        return {
+            "first_name": self.first_name,
+            "last_name": self.last_name,
+            "email": self.email,
+        }
+
+
+@dataclass
+class ProductData:
+    """What a product team asks for; validated by the form before it gets here."""
+
+    name: str
+    description: str
+    ministry_code: str
+    cluster_name: str
+    owner: ContactData
+    primary_lead: ContactData
+    secondary_lead: ContactData | None
+    quotas: dict[str, dict[str, str]] = field(default_factory=dict)  # environment -> kind -> option
+
+    def as_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "ministry": self.ministry_code,
+            "cluster": self.cluster_name,
+            "contacts": {
+                ContactRole.OWNER.value: self.owner.as_dict(),
+                ContactRole.PRIMARY_LEAD.value: self.primary_lead.as_dict(),
+                ContactRole.SECONDARY_LEAD.value: (
+                    self.secondary_lead.as_dict() if self.secondary_lead else None
+                ),
+            },
+            "namespaces": {env: dict(self.quotas[env]) for env in ENVIRONMENTS},
+        }
+
+
+def _plate_taken(plate: str) -> bool:
+    return db.session.scalar(select(exists().where(Product.licence_plate == plate)))
+
+
+def create_product(data: ProductData, created_by, generate_plate=plates.random_plate) -> Product:
+    """Create a product with a new licence plate, its contacts and its four namespaces.
+
+    A plate is never reused: the unique constraint covers every product ever made, deleted ones
+    included. A plate taken between the check and the insert (another request at the same
+    instant) is caught by the constraint and another plate is drawn.
+    """
+    for _ in range(PLATE_ATTEMPTS):
+        plate = generate_plate()
+        if not plates.is_plate(plate) or _plate_taken(plate):
+            continue
+        product = _build(data, plate, created_by)
+        try:
+            with db.session.begin_nested():
+                db.session.add(product)
+        except IntegrityError:
+            if not _plate_taken(plate):
+                raise
+            continue
+        return product
+    raise PlateExhausted(f"No free licence plate after {PLATE_ATTEMPTS} attempts.")
+
+
+def _build(data: ProductData, plate: str, created_by) -> Product:
+    product = Product(
+        licence_plate=plate,
+        name=data.name,
+        description=data.description,
+        ministry_code=data.ministry_code,
+        cluster_name=data.cluster_name,
+        created_by_id=created_by.id,
+        contacts=[],
+        namespaces=[],
+    )
+    for role, contact in (
+        (ContactRole.OWNER, data.owner),
+        (ContactRole.PRIMARY_LEAD, data.primary_lead),
+        (ContactRole.SECONDARY_LEAD, data.secondary_lead),
+    ):
+        if contact is not None:
+            product.contacts.append(
+                ProductContact(
+                    role=role.value,
+                    first_name=contact.first_name,
+                    last_name=contact.last_name,
+                    email=contact.email.lower(),
+                )
+            )
+    for env in ENVIRONMENTS:
+        product.namespaces.append(ProductNamespace(environment=env, **data.quotas[env]))
+    return product

@@ -1,0 +1,83 @@
+"""Seeding and reading the reference data."""
+
+from sqlalchemy import select
+
+from ..extensions import db
+from . import data
+from .models import Cluster, Ministry, QuotaOption
+
+
+def seed() -> int:
+    """Insert the reference data that is missing; leave rows that exist (they may have been edited).
+
+    Returns the number of rows added.
+    """
+    added = 0
+    existing = set(db.session.scalars(select(Cluster.name)))
+    for order, (name, display, lab, default, paired) in enumerate(data.CLUSTERS):
+        if name not in existing:
+            db.session.add(
+                Cluster(
+                    name=name,
+                    display_name=display,
+                    is_lab=lab,
+                    is_default=default,
+                    paired_with=paired,
+                    sort_order=order,
+                )
+            )
+            added += 1
+    existing = set(db.session.scalars(select(Ministry.code)))
+    for code, name in data.MINISTRIES:
+        if code not in existing:
+            alliance = "JAG" if code in data.JAG_MINISTRIES else "none"
+            db.session.add(Ministry(code=code, name=name, alliance=alliance))
+            added += 1
+    existing = set(db.session.scalars(select(QuotaOption.name)))
+    for option in data.quota_options():
+        if option["name"] not in existing:
+            db.session.add(QuotaOption(**option))
+            added += 1
+    db.session.flush()
+    return added
+
+
+def requestable_clusters(include_lab: bool) -> list[Cluster]:
+    query = select(Cluster).where(
+        Cluster.active.is_(True), Cluster.name.not_in(data.REQUESTABLE_CLUSTERS_EXCLUDE)
+    )
+    if not include_lab:
+        query = query.where(Cluster.is_lab.is_(False))
+    return list(db.session.scalars(query.order_by(Cluster.sort_order)))
+
+
+def default_cluster() -> str:
+    return db.session.scalar(select(Cluster.name).where(Cluster.is_default.is_(True))) or "silver"
+
+
+def get_cluster(name: str) -> Cluster | None:
+    return db.session.get(Cluster, name)
+
+
+def ministries() -> list[Ministry]:
+    return list(
+        db.session.scalars(
+            select(Ministry).where(Ministry.active.is_(True)).order_by(Ministry.code)
+        )
+    )
+
+
+def quota_options_by_kind() -> dict[str, list[QuotaOption]]:
+    options: dict[str, list[QuotaOption]] = {}
+    for option in db.session.scalars(
+        select(QuotaOption).order_by(QuotaOption.kind, QuotaOption.sort_order)
+    ):
+        options.setdefault(option.kind, []).append(option)
+    return options
+
+
+def default_quotas() -> dict[str, str]:
+    return {
+        kind: next((o.name for o in opts if o.is_default), opts[0].name)
+        for kind, opts in quota_options_by_kind().items()
+    }

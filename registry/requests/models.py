@@ -1,0 +1,160 @@
+"""Requests and their events. The lifecycle that moves them lives in ``lifecycle.py``."""
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from ..products.models import Product
+from ..timeutil import utcnow
+
+
+class RequestType(enum.StrEnum):
+    CREATE = "create"
+    EDIT = "edit"
+    DELETE = "delete"
+
+
+class RequestStatus(enum.StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+
+    @property
+    def label(self) -> str:
+        return {
+            "pending": "Pending approval",
+            "approved": "Approved",
+            "rejected": "Rejected",
+            "cancelled": "Cancelled",
+        }[self]
+
+    @property
+    def waiting_on(self) -> str | None:
+        """Who the request is waiting on, in words a product team understands."""
+        return {
+            "pending": "a super admin's review",
+            "approved": "the provisioner",
+        }.get(self.value)
+
+
+# A product has at most one request in these states; the partial unique index below enforces it.
+ACTIVE_STATUSES = (RequestStatus.PENDING, RequestStatus.APPROVED)
+FINAL_STATUSES = (RequestStatus.REJECTED, RequestStatus.CANCELLED)
+# Statuses that exist only once an admin has decided.
+DECIDED_STATUSES = (RequestStatus.APPROVED, RequestStatus.REJECTED)
+
+
+def _in(column: str, values) -> str:
+    return f"{column} IN (" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+class Request(db.Model):
+    __tablename__ = "requests"
+    __table_args__ = (
+        CheckConstraint(_in("status", RequestStatus), name="status_known"),
+        CheckConstraint(_in("type", RequestType), name="type_known"),
+        # A decision exists exactly when the status says one was made.
+        CheckConstraint(
+            f"({_in('status', DECIDED_STATUSES)} AND decided_by_id IS NOT NULL"
+            " AND decided_at IS NOT NULL)"
+            f" OR (NOT {_in('status', DECIDED_STATUSES)} AND decided_by_id IS NULL"
+            " AND decided_at IS NULL)",
+            name="decision_matches_status",
+        ),
+        CheckConstraint(
+            "status <> 'rejected' OR length(trim(decision_comment)) > 0",
+            name="rejection_has_comment",
+        ),
+        CheckConstraint(
+            "decided_by_id IS NULL OR decided_by_id <> requested_by_id",
+            name="no_self_decision",
+        ),
+        Index(
+            "uq_requests_one_active_per_product",
+            "product_id",
+            unique=True,
+            postgresql_where=text(_in("status", ACTIVE_STATUSES)),
+            sqlite_where=text(_in("status", ACTIVE_STATUSES)),
+        ),
+        Index("ix_requests_status_created_at", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
+    type: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(30))
+    requested_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    # The product before the request (None for a create), what was asked, what the admin decided.
+    original_data: Mapped[dict | None] = mapped_column(JSON)
+    requested_data: Mapped[dict] = mapped_column(JSON)
+    decision_data: Mapped[dict | None] = mapped_column(JSON)
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[datetime | None]
+    decision_comment: Mapped[str | None] = mapped_column(Text)
+    # Optimistic lock: of two writers that read the same version, the second one fails.
+    version: Mapped[int] = mapped_column(default=1)
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+
+    product: Mapped[Product] = relationship(lazy="raise_on_sql")
+    requested_by = relationship("User", foreign_keys=[requested_by_id], lazy="raise_on_sql")
+    decided_by = relationship("User", foreign_keys=[decided_by_id], lazy="raise_on_sql")
+    events: Mapped[list["RequestEvent"]] = relationship(
+        back_populates="request",
+        order_by="RequestEvent.id",
+        cascade="all, delete-orphan",
+        lazy="raise_on_sql",
+    )
+
+    @property
+    def status_enum(self) -> RequestStatus:
+        return RequestStatus(self.status)
+
+    @property
+    def status_label(self) -> str:
+        return self.status_enum.label
+
+    @property
+    def is_active(self) -> bool:
+        return self.status_enum in ACTIVE_STATUSES
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status == RequestStatus.PENDING
+
+
+class RequestEvent(db.Model):
+    """One row per transition: the timeline and the history are read from here."""
+
+    __tablename__ = "request_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    # None when the system acted (the provisioner, a timer).
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    from_status: Mapped[str | None] = mapped_column(String(30))
+    to_status: Mapped[str] = mapped_column(String(30))
+    note: Mapped[str | None] = mapped_column(Text)
+
+    request: Mapped[Request] = relationship(back_populates="events")
+    actor = relationship("User", lazy="raise_on_sql")
+
+    @property
+    def to_label(self) -> str:
+        return RequestStatus(self.to_status).label

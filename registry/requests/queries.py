@@ -1,0 +1,126 @@
+"""The read side of requests: the queue, the history, one request with its timeline."""
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import selectinload
+
+from ..extensions import db
+from ..products import queries as product_queries
+from ..products.models import Product, ProductContact
+from .models import ACTIVE_STATUSES, Request, RequestEvent, RequestStatus
+
+
+def request_options():
+    return (
+        selectinload(Request.product).options(*product_queries.product_options()),
+        selectinload(Request.requested_by),
+        selectinload(Request.decided_by),
+    )
+
+
+def get_visible(request_id: int, user) -> Request | None:
+    """One request with its product and timeline, if ``user`` may read it."""
+    query = (
+        select(Request)
+        .join(Request.product)
+        .where(
+            Request.id == request_id,
+            or_(product_queries.visible_to(user), Request.requested_by_id == user.id),
+        )
+        .options(
+            *request_options(),
+            selectinload(Request.events).selectinload(RequestEvent.actor),
+        )
+    )
+    return db.session.scalar(query)
+
+
+def for_products(product_ids: list[int]) -> dict[int, list[Request]]:
+    """Requests of these products, newest first, grouped by product id."""
+    grouped: dict[int, list[Request]] = {pid: [] for pid in product_ids}
+    if not product_ids:
+        return grouped
+    query = (
+        select(Request)
+        .where(Request.product_id.in_(product_ids))
+        .options(selectinload(Request.requested_by), selectinload(Request.decided_by))
+        .order_by(Request.created_at.desc(), Request.id.desc())
+    )
+    for req in db.session.scalars(query):
+        grouped[req.product_id].append(req)
+    return grouped
+
+
+def active_for_products(product_ids: list[int]) -> dict[int, Request]:
+    if not product_ids:
+        return {}
+    query = select(Request).where(
+        Request.product_id.in_(product_ids),
+        Request.status.in_([s.value for s in ACTIVE_STATUSES]),
+    )
+    return {r.product_id: r for r in db.session.scalars(query)}
+
+
+def pending_queue(page: int, per_page: int):
+    """Pending requests, oldest first: the super admins' queue."""
+    query = (
+        select(Request)
+        .where(Request.status == RequestStatus.PENDING.value)
+        .options(*request_options())
+        .order_by(Request.created_at, Request.id)
+    )
+    return db.paginate(query, page=page, per_page=per_page, error_out=False)
+
+
+def pending_count() -> int:
+    return db.session.scalar(
+        select(func.count())
+        .select_from(Request)
+        .where(Request.status == RequestStatus.PENDING.value)
+    )
+
+
+@dataclass
+class HistoryFilters:
+    status: str = ""
+    type: str = ""
+    cluster: str = ""
+    ministry: str = ""
+    q: str = ""
+
+    def as_args(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if v}
+
+
+def history(filters: HistoryFilters, page: int, per_page: int):
+    """Every request, newest first, filtered; searched by plate, product name or contact email."""
+    query = select(Request).join(Request.product)
+    if filters.status:
+        query = query.where(Request.status == filters.status)
+    if filters.type:
+        query = query.where(Request.type == filters.type)
+    if filters.cluster:
+        query = query.where(Product.cluster_name == filters.cluster)
+    if filters.ministry:
+        query = query.where(Product.ministry_code == filters.ministry)
+    if filters.q:
+        term = filters.q.strip().lower()
+        like = f"%{_escape_like(term)}%"
+        query = query.where(
+            or_(
+                Product.licence_plate == term,
+                func.lower(Product.name).like(like, escape="\\"),
+                Product.id.in_(
+                    select(ProductContact.product_id).where(
+                        ProductContact.email.like(like, escape="\\")
+                    )
+                ),
+            )
+        )
+    query = query.options(*request_options()).order_by(Request.created_at.desc(), Request.id.desc())
+    return db.paginate(query, page=page, per_page=per_page, error_out=False)
+
+
+def _escape_like(term: str) -> str:
+    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -1,0 +1,34 @@
+from flask import abort, flash, render_template, url_for
+from flask_login import current_user, login_required
+
+from ..extensions import db
+from ..htmx import redirect_to
+from . import bp, queries, services
+
+
+@bp.get("/requests/<int:request_id>")
+@login_required
+def detail(request_id: int):
+    req = queries.get_visible(request_id, current_user)
+    if req is None:
+        abort(404)
+    return render_template("requests/detail.html", req=req, product=req.product)
+
+
+@bp.post("/requests/<int:request_id>/cancel")
+@login_required
+def cancel(request_id: int):
+    if queries.get_visible(request_id, current_user) is None:
+        abort(404)
+    try:
+        req = services.cancel(request_id, current_user)
+    except services.NotAllowed as exc:
+        db.session.rollback()
+        abort(403, str(exc))
+    except services.AlreadyDecided as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+    else:
+        db.session.commit()
+        flash(f"Your request for {req.product.name} is cancelled.", "success")
+    return redirect_to(url_for("requests.detail", request_id=request_id))

@@ -1,0 +1,6 @@
+"""Production entry point: ``gunicorn wsgi:app``. Starts this process's background work."""
+
+from registry import background, create_app
+
+app = create_app()
+background.start(app)
