@@ -35,6 +35,8 @@ def decide(request_id: int):
     comment = request.form.get("comment", "")
     try:
         req = request_services.decide(request_id, current_user, decision == "approve", comment)
+        verb = "Approved" if decision == "approve" else "Rejected"
+        message = f"{verb} {req.product.name} ({req.product.licence_plate})."
         db.session.commit()
     except LookupError:
         db.session.rollback()
@@ -51,8 +53,6 @@ def decide(request_id: int):
         status = 403 if isinstance(exc, request_services.NotAllowed) else 422
         return _with_error(request_id, str(exc), comment, status)
 
-    verb = "Approved" if decision == "approve" else "Rejected"
-    message = f"{verb} {req.product.name} ({req.product.licence_plate})."
     if is_htmx():
         return render(
             "admin/_decided.html",

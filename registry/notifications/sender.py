@@ -93,7 +93,12 @@ def _deliver(email: OutboxEmail) -> None:
         email.delivered_via = "mailbox"
         return
     try:
-        mail.send(_message(email))
+        with mail.connect() as connection:
+            # Flask-Mail connects without a timeout; a server that stops answering must not
+            # hold the sender forever.
+            if connection.host is not None and connection.host.sock is not None:
+                connection.host.sock.settimeout(current_app.config["MAIL_TIMEOUT"])
+            connection.send(_message(email))
     except (smtplib.SMTPException, OSError) as exc:
         raise classify(exc)(f"{type(exc).__name__}: {exc}") from exc
     email.delivered_via = "smtp"

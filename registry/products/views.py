@@ -23,13 +23,14 @@ def new():
     form = ProductForm(user=current_user)
     if form.validate_on_submit():
         req = request_services.submit_create(form.to_data(), current_user)
-        db.session.commit()
-        flash(
+        message = (
             f"Your request for {req.product.name} ({req.product.licence_plate}) is with the "
-            "super admins for review. You will get an email when it is decided.",
-            "success",
+            "super admins for review. You will get an email when it is decided."
         )
-        return redirect_to(url_for("requests.detail", request_id=req.id))
+        target = url_for("requests.detail", request_id=req.id)
+        db.session.commit()
+        flash(message, "success")
+        return redirect_to(target)
     status = 422 if form.errors else 200
     return render("products/new.html", block="form", status=status, form=form)
 

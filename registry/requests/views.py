@@ -29,6 +29,7 @@ def cancel(request_id: int):
         db.session.rollback()
         flash(str(exc), "error")
     else:
+        message = f"Your request for {req.product.name} is cancelled."
         db.session.commit()
-        flash(f"Your request for {req.product.name} is cancelled.", "success")
+        flash(message, "success")
     return redirect_to(url_for("requests.detail", request_id=request_id))

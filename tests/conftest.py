@@ -1,0 +1,268 @@
+"""Fixtures: the app on a real database (SQLite, or PostgreSQL through REGISTRY_TEST_DATABASE_URL),
+a clean database per test, an SMTP sink, a live server and a browser."""
+
+import os
+import shutil
+import socket
+import threading
+from contextlib import closing
+
+import pytest
+from flask.testing import FlaskClient
+from flask_migrate import upgrade
+from sqlalchemy import event, text
+
+from registry import create_app
+from registry.extensions import db
+from registry.reference import services as reference
+
+from . import builders
+
+
+def free_port() -> int:
+    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory) -> str:
+    url = os.environ.get("REGISTRY_TEST_DATABASE_URL")
+    if not url:
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'registry.sqlite'}"
+    # The schema comes from the migrations, as in production: they are under test too.
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "test"})
+    with app.app_context():
+        with db.engine.begin() as conn:
+            for table in reversed(db.metadata.sorted_tables):
+                conn.execute(
+                    text(f'DROP TABLE IF EXISTS "{table.name}" CASCADE')
+                    if conn.dialect.name == "postgresql"
+                    else text(f'DROP TABLE IF EXISTS "{table.name}"')
+                )
+            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        upgrade(directory=app.extensions["migrate"].directory)
+        db.engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def is_postgres(database_url) -> bool:
+    return database_url.startswith("postgres")
+
+
+def _empty_database() -> None:
+    tables = [t.name for t in db.metadata.sorted_tables]
+    with db.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(
+                text(
+                    "TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"
+                )
+            )
+        else:
+            for table in reversed(tables):
+                conn.execute(text(f'DELETE FROM "{table}"'))
+
+
+@pytest.fixture
+def app(database_url):
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test-secret",
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "PUBLIC_URL": "https://registry.example.test",
+            "EXTRA_REVIEWER_ADDRESSES": ["reviewers@example.com"],
+            "MAIL_SERVER": None,
+            "DEV_MAILBOX": True,
+            "MAIL_RETRY_BASE_SECONDS": 0,
+        }
+    )
+    with app.app_context():
+        _empty_database()
+        reference.seed()
+        db.session.commit()
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+class FreshContextClient(FlaskClient):
+    """Runs each request in its own app context, as a server does.
+
+    Tests hold an app context to use the database directly; without this, requests would share
+    its ``g`` (the signed-in user, the CSRF token) and its database session.
+    """
+
+    def open(self, *args, **kwargs):
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+
+@pytest.fixture
+def client(app):
+    app.test_client_class = FreshContextClient
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def count_queries(app):
+    """Counts the SQL statements run inside a ``with count_queries() as counter:`` block."""
+
+    class Counter:
+        def __init__(self):
+            self.statements: list[str] = []
+
+        def __enter__(self):
+            event.listen(db.engine, "before_cursor_execute", self._record)
+            return self
+
+        def __exit__(self, *exc):
+            event.remove(db.engine, "before_cursor_execute", self._record)
+
+        def _record(self, conn, cursor, statement, *args):
+            self.statements.append(statement)
+
+        @property
+        def count(self) -> int:
+            return len(self.statements)
+
+    return Counter
+
+
+# People, for tests that need one of each kind.
+@pytest.fixture
+def owner(app):
+    return builders.make_user(email="owner@example.com", name="Olivia Owner")
+
+
+@pytest.fixture
+def stranger(app):
+    return builders.make_user(email="stranger@example.com", name="Una Related")
+
+
+@pytest.fixture
+def admin(app):
+    from registry.auth.models import Role
+
+    return builders.make_user(Role.SUPER_ADMIN, email="admin@example.com", name="Ada Admin")
+
+
+@pytest.fixture
+def other_admin(app):
+    from registry.auth.models import Role
+
+    return builders.make_user(Role.SUPER_ADMIN, email="admin2@example.com", name="Sam Second")
+
+
+@pytest.fixture
+def support(app):
+    from registry.auth.models import Role
+
+    return builders.make_user(Role.SUPPORT, email="support@example.com", name="Sue Support")
+
+
+class SMTPSink:
+    """A real SMTP server (aiosmtpd) on a free port that keeps what it receives."""
+
+    def __init__(self, port: int):
+        from aiosmtpd.controller import Controller
+
+        self.port = port
+        self.messages: list[dict] = []
+        sink = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):  # noqa: N802
+                sink.messages.append(
+                    {
+                        "from": envelope.mail_from,
+                        "to": list(envelope.rcpt_tos),
+                        "data": envelope.content.decode("utf8", errors="replace"),
+                    }
+                )
+                return "250 OK"
+
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+
+    def start(self):
+        self.controller.start()
+        return self
+
+    def stop(self):
+        self.controller.stop()
+
+
+@pytest.fixture
+def smtp_port():
+    return free_port()
+
+
+@pytest.fixture
+def smtp_sink(smtp_port):
+    sink = SMTPSink(smtp_port).start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture
+def mail_app(app, smtp_port):
+    """The app sending real SMTP to ``smtp_port`` instead of keeping mail in the mailbox."""
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=smtp_port, DEV_MAILBOX=False)
+    app.extensions["mail"].server = "127.0.0.1"
+    app.extensions["mail"].port = smtp_port
+    return app
+
+
+@pytest.fixture
+def live_server(app):
+    """The app served over HTTP on a free port, in a thread, for the browser."""
+    from werkzeug.serving import make_server
+
+    port = free_port()
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{port}"
+    server.shutdown()
+    thread.join(timeout=5)
+
+
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    executable = shutil.which("chromium")
+    if executable is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed; .ci/run installs it")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()
