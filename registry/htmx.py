@@ -1,6 +1,9 @@
 """The one place that decides between a whole page and a fragment for HTMX."""
 
+import weakref
+
 from flask import current_app, make_response, redirect, request
+from jinja2 import Environment, Template, nodes
 
 
 def is_htmx() -> bool:
@@ -11,12 +14,36 @@ def is_htmx() -> bool:
     )
 
 
+# Per page template, a template made of only its top-level imports and macros.
+_preambles: weakref.WeakKeyDictionary[Template, Template] = weakref.WeakKeyDictionary()
+
+
+def _preamble(env: Environment, template: Template) -> Template:
+    """The page's top-level ``{% from/import %}`` and ``{% macro %}``, as a template of their own.
+
+    Jinja runs them in the page's root render function only, so a block rendered alone would see
+    them undefined; rendering the whole page to get them would run ``base.html`` too.
+    """
+    preamble = _preambles.get(template)
+    if preamble is None:
+        source, filename, _ = env.loader.get_source(env, template.name)
+        ast = env.parse(source, template.name, filename)
+        kept = [n for n in ast.body if isinstance(n, nodes.Import | nodes.FromImport | nodes.Macro)]
+        preamble = _preambles[template] = env.from_string(nodes.Template(kept, lineno=1))
+    return preamble
+
+
 def render_block(template_name: str, block: str, **context) -> str:
     """Render one named block of a template: fragments come from the page's own template."""
     env = current_app.jinja_env
     template = env.get_template(template_name)
     current_app.update_template_context(context)
-    return "".join(template.blocks[block](template.new_context(context)))
+    preamble = _preamble(env, template)
+    preamble_context = preamble.new_context(context)
+    for _ in preamble.root_render_func(preamble_context):
+        pass
+    block_context = template.new_context({**context, **preamble_context.vars})
+    return "".join(template.blocks[block](block_context))
 
 
 def render(template_name: str, block: str | None = None, status: int = 200, **context):

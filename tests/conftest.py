@@ -214,9 +214,13 @@ def smtp_sink(smtp_port):
 @pytest.fixture
 def mail_app(app, smtp_port):
     """The app sending real SMTP to ``smtp_port`` instead of keeping mail in the mailbox."""
-    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=smtp_port, DEV_MAILBOX=False)
+    app.config.update(
+        MAIL_SERVER="127.0.0.1", MAIL_PORT=smtp_port, DEV_MAILBOX=False, MAIL_SUPPRESS_SEND=False
+    )
     app.extensions["mail"].server = "127.0.0.1"
     app.extensions["mail"].port = smtp_port
+    # Flask-Mail suppresses sending when TESTING is on: it would "send" without connecting.
+    app.extensions["mail"].suppress = False
     return app
 
 

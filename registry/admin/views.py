@@ -1,6 +1,5 @@
 from flask import abort, current_app, flash, request, url_for
 from flask_login import current_user
-from sqlalchemy.orm.exc import StaleDataError
 
 from ..auth.access import roles_required
 from ..auth.models import Role
@@ -41,11 +40,7 @@ def decide(request_id: int):
     except LookupError:
         db.session.rollback()
         abort(404)
-    except StaleDataError:
-        # Another admin's decision landed between our read and our write (SQLite path).
-        db.session.rollback()
-        return _already_decided(request_id)
-    except request_services.AlreadyDecided:
+    except (request_services.AlreadyDecided, request_services.DecidedConcurrently):
         db.session.rollback()
         return _already_decided(request_id)
     except (request_services.CommentRequired, request_services.NotAllowed) as exc:

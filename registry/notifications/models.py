@@ -45,4 +45,4 @@ class OutboxEmail(db.Model):
     # "smtp", or "mailbox" when kept for the development mailbox page.
     delivered_via: Mapped[str | None] = mapped_column(String(10))
 
-    request = relationship("Request", lazy="raise_on_sql")
+    request = relationship("Request")

@@ -12,7 +12,11 @@ from .services import ContactData, ProductData
 
 NAME_MAX = 40
 DESCRIPTION_MAX = 512
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+# C0 and C1 control characters, DEL, and the Unicode line and paragraph separators.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# A description may span lines (tab, LF, CR); any other control character is refused (PostgreSQL
+# cannot even store NUL).
+DESCRIPTION_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 def no_control_characters(form, field):
@@ -20,6 +24,11 @@ def no_control_characters(form, field):
         raise ValidationError(
             f"{field.label.text} cannot contain line breaks or control characters."
         )
+
+
+def no_control_characters_but_line_breaks(form, field):
+    if field.data and DESCRIPTION_CONTROL_CHARACTERS.search(field.data):
+        raise ValidationError(f"{field.label.text} cannot contain control characters.")
 
 
 def _strip(value):
@@ -108,6 +117,7 @@ class ProductForm(FlaskForm):
                 max=DESCRIPTION_MAX,
                 message=f"Description must be {DESCRIPTION_MAX} characters or fewer.",
             ),
+            no_control_characters_but_line_breaks,
         ],
     )
     ministry = SelectField("Ministry", validate_choice=False)
@@ -168,7 +178,11 @@ class ProductForm(FlaskForm):
                 "The primary technical lead must be a different person from the product owner."
             )
             valid = False
-        if not secondary.is_blank and secondary.email.data in (owner, primary):
+        if (
+            not secondary.is_blank
+            and secondary.email.data
+            and secondary.email.data in (owner, primary)
+        ):
             secondary.email.errors.append(
                 "The secondary technical lead must be a different person from the product "
                 "owner and the primary technical lead."

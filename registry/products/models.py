@@ -56,17 +56,16 @@ class Product(db.Model):
     created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
 
-    ministry = relationship("Ministry", lazy="raise_on_sql")
-    cluster = relationship("Cluster", lazy="raise_on_sql")
-    created_by = relationship("User", lazy="raise_on_sql")
+    ministry = relationship("Ministry")
+    cluster = relationship("Cluster")
+    created_by = relationship("User")
     contacts: Mapped[list["ProductContact"]] = relationship(
         back_populates="product",
         cascade="all, delete-orphan",
         order_by="ProductContact.role",
-        lazy="raise_on_sql",
     )
     namespaces: Mapped[list["ProductNamespace"]] = relationship(
-        back_populates="product", cascade="all, delete-orphan", lazy="raise_on_sql"
+        back_populates="product", cascade="all, delete-orphan"
     )
 
     @property

@@ -12,4 +12,5 @@ def random_plate() -> str:
 
 
 def is_plate(value: str) -> bool:
-    return bool(PLATE_PATTERN.match(value))
+    # fullmatch: with match, ``$`` would also accept a trailing newline.
+    return bool(PLATE_PATTERN.fullmatch(value))

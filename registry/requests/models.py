@@ -75,7 +75,8 @@ class Request(db.Model):
             name="decision_matches_status",
         ),
         CheckConstraint(
-            "status <> 'rejected' OR length(trim(decision_comment)) > 0",
+            "status <> 'rejected'"
+            " OR (decision_comment IS NOT NULL AND length(trim(decision_comment)) > 0)",
             name="rejection_has_comment",
         ),
         CheckConstraint(
@@ -111,14 +112,13 @@ class Request(db.Model):
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
 
-    product: Mapped[Product] = relationship(lazy="raise_on_sql")
-    requested_by = relationship("User", foreign_keys=[requested_by_id], lazy="raise_on_sql")
-    decided_by = relationship("User", foreign_keys=[decided_by_id], lazy="raise_on_sql")
+    product: Mapped[Product] = relationship()
+    requested_by = relationship("User", foreign_keys=[requested_by_id])
+    decided_by = relationship("User", foreign_keys=[decided_by_id])
     events: Mapped[list["RequestEvent"]] = relationship(
         back_populates="request",
         order_by="RequestEvent.id",
         cascade="all, delete-orphan",
-        lazy="raise_on_sql",
     )
 
     @property
@@ -153,7 +153,7 @@ class RequestEvent(db.Model):
     note: Mapped[str | None] = mapped_column(Text)
 
     request: Mapped[Request] = relationship(back_populates="events")
-    actor = relationship("User", lazy="raise_on_sql")
+    actor = relationship("User")
 
     @property
     def to_label(self) -> str:

@@ -2,6 +2,7 @@
 
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
+from sqlalchemy.orm.exc import StaleDataError
 
 from ..extensions import db
 from ..products import services as product_services
@@ -28,6 +29,11 @@ class AlreadyDecided(RequestError):
 
 class NotAllowed(RequestError):
     pass
+
+
+class DecidedConcurrently(RequestError):
+    def __init__(self):
+        super().__init__("Another decision on this request was saved at the same moment.")
 
 
 class CommentRequired(RequestError):
@@ -96,9 +102,13 @@ def decide(request_id: int, actor, approve: bool, comment: str | None = None) ->
     request.decision_comment = comment
     if approve:
         request.decision_data = request.requested_data
-        transition(request, RequestStatus.APPROVED, actor, note=comment)
-    else:
-        transition(request, RequestStatus.REJECTED, actor, note=comment)
+    try:
+        transition(
+            request, RequestStatus.APPROVED if approve else RequestStatus.REJECTED, actor, comment
+        )
+    except StaleDataError as exc:
+        # The version column caught a decision that landed between our read and our write.
+        raise DecidedConcurrently() from exc
     return request
 
 
@@ -111,5 +121,8 @@ def cancel(request_id: int, actor) -> Request:
         raise NotAllowed("Only the person who submitted a request can cancel it.")
     if request.status != RequestStatus.PENDING:
         raise AlreadyDecided(request)
-    transition(request, RequestStatus.CANCELLED, actor, note="Cancelled by the requester.")
+    try:
+        transition(request, RequestStatus.CANCELLED, actor, note="Cancelled by the requester.")
+    except StaleDataError as exc:
+        raise DecidedConcurrently() from exc
     return request

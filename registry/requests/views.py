@@ -25,7 +25,7 @@ def cancel(request_id: int):
     except services.NotAllowed as exc:
         db.session.rollback()
         abort(403, str(exc))
-    except services.AlreadyDecided as exc:
+    except (services.AlreadyDecided, services.DecidedConcurrently) as exc:
         db.session.rollback()
         flash(str(exc), "error")
     else:

@@ -128,7 +128,7 @@ def upgrade():
     sa.Column('decision_comment', sa.Text(), nullable=True),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.CheckConstraint("(status IN ('approved', 'rejected') AND decided_by_id IS NOT NULL AND decided_at IS NOT NULL) OR (NOT status IN ('approved', 'rejected') AND decided_by_id IS NULL AND decided_at IS NULL)", name=op.f('ck_requests_decision_matches_status')),
-    sa.CheckConstraint("status <> 'rejected' OR length(trim(decision_comment)) > 0", name=op.f('ck_requests_rejection_has_comment')),
+    sa.CheckConstraint("status <> 'rejected' OR (decision_comment IS NOT NULL AND length(trim(decision_comment)) > 0)", name=op.f('ck_requests_rejection_has_comment')),
     sa.CheckConstraint("status IN ('pending', 'approved', 'rejected', 'cancelled')", name=op.f('ck_requests_status_known')),
     sa.CheckConstraint("type IN ('create', 'edit', 'delete')", name=op.f('ck_requests_type_known')),
     sa.CheckConstraint('decided_by_id IS NULL OR decided_by_id <> requested_by_id', name=op.f('ck_requests_no_self_decision')),

@@ -1,0 +1,36 @@
+# The two commands of the README's quick start: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 5000
+
+.PHONY: run test install install-test browser lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+
+install-test: $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[test,dev]"
+
+# Debian's chromium for the browser tests (Playwright drives it; it cannot download its own).
+browser:
+	@command -v chromium >/dev/null 2>&1 || scripts/install-chromium
+
+## Install and start the whole system on embedded defaults (SQLite, development mailbox).
+run: install
+	$(BIN)/flask --app registry dev --host $(HOST) --port $(PORT)
+
+## Install the test dependencies and run the tests (REGISTRY_TEST_DATABASE_URL for PostgreSQL).
+test: install-test browser
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install-test
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) instance/registry.sqlite* .pytest_cache

@@ -1,0 +1,106 @@
+"""The factory, settings, migrations and commands."""
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import func, select
+
+from registry import create_app
+from registry.auth.models import User
+from registry.extensions import db
+from registry.reference.models import Cluster, Ministry, QuotaOption
+
+
+def test_production_refuses_to_start_without_a_secret_key(tmp_path, monkeypatch):
+    monkeypatch.delenv("REGISTRY_SECRET_KEY", raising=False)
+    with pytest.raises(RuntimeError, match="REGISTRY_SECRET_KEY is required"):
+        create_app({"ENV": "production", "SQLALCHEMY_DATABASE_URI": "sqlite://"})
+
+
+def test_production_never_shows_the_development_mailbox():
+    app = create_app(
+        {"ENV": "production", "SECRET_KEY": "k", "SQLALCHEMY_DATABASE_URI": "sqlite://"}
+    )
+    assert app.config["DEV_MAILBOX"] is False
+
+
+def test_development_generates_and_keeps_a_secret_key(tmp_path, monkeypatch):
+    monkeypatch.delenv("REGISTRY_SECRET_KEY", raising=False)
+    from registry import config
+
+    key_file = tmp_path / "secret_key"
+    first = config._development_secret_key(tmp_path)
+    assert key_file.read_text() == first and len(first) == 64
+    assert config._development_secret_key(tmp_path) == first
+
+
+def test_environment_settings_override_defaults(monkeypatch):
+    monkeypatch.setenv("REGISTRY_PAGE_SIZE", "7")
+    monkeypatch.setenv("REGISTRY_EXTRA_REVIEWER_ADDRESSES", "a@example.com, b@example.com")
+    monkeypatch.setenv("REGISTRY_SQLALCHEMY_DATABASE_URI", "postgresql://u@h/db")
+    app = create_app({"SECRET_KEY": "k"})
+    assert app.config["PAGE_SIZE"] == 7
+    assert app.config["EXTRA_REVIEWER_ADDRESSES"] == ["a@example.com", "b@example.com"]
+    # psycopg 3 is the driver this project installs.
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u@h/db"
+
+
+def test_the_migrations_build_exactly_the_models(app):
+    with db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), db.metadata)
+    assert diff == []
+
+
+def test_reference_data_is_seeded_from_the_domain(app):
+    assert db.session.scalar(select(func.count()).select_from(Ministry)) == 29
+    assert db.session.get(Ministry, "PSSG").alliance == "JAG"
+    assert db.session.get(Ministry, "CITZ").alliance == "none"
+    assert db.session.get(Cluster, "silver").is_default
+    assert {c.name for c in db.session.scalars(select(Cluster).where(Cluster.is_lab))} == {
+        "klab",
+        "klab2",
+        "clab",
+    }
+    assert db.session.get(Cluster, "gold").paired_with == "golddr"
+    storage = db.session.get(QuotaOption, "storage-64")
+    assert storage.quotas == {
+        "block": 64,
+        "file": 64,
+        "backup": 32,
+        "capacity": 64,
+        "pvc_count": 60,
+    }
+    assert db.session.get(QuotaOption, "cpu-request-0.5-limit-1.5").is_default
+
+
+def test_seeding_twice_adds_nothing_and_keeps_edits(runner):
+    db.session.get(Ministry, "CITZ").name = "Renamed by an admin"
+    db.session.commit()
+    result = runner.invoke(args=["seed"])
+    assert "0 rows added" in result.output
+    db.session.expire_all()
+    assert db.session.get(Ministry, "CITZ").name == "Renamed by an admin"
+
+
+def test_cli_creates_users_and_changes_roles(runner):
+    result = runner.invoke(
+        args=["users", "create", "New.Person@Example.com", "--name", "New", "--password", "pw"]
+    )
+    assert result.exit_code == 0, result.output
+    user = db.session.scalar(select(User).where(User.email == "new.person@example.com"))
+    assert user.role == "user" and user.check_password("pw")
+
+    result = runner.invoke(args=["users", "create", "new.person@example.com", "--password", "x"])
+    assert result.exit_code != 0 and "already exists" in result.output
+
+    result = runner.invoke(args=["users", "set-role", "new.person@example.com", "support"])
+    assert result.exit_code == 0, result.output
+    db.session.expire_all()
+    assert db.session.get(User, user.id).role == "support"
+
+    result = runner.invoke(args=["users", "set-role", "nobody@example.com", "support"])
+    assert result.exit_code != 0 and "No account" in result.output
+
+
+def test_every_response_varies_on_hx_request(client):
+    assert "HX-Request" in client.get("/login").headers["Vary"]

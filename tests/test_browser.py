@@ -1,0 +1,197 @@
+"""The pages that matter, in a real Chromium: inline validation on the new product form, deciding
+requests from the review queue without a page load, and the requester reading the outcome.
+
+Set REGISTRY_SCREENSHOTS=/some/dir to keep screenshots of the form, the queue and a request page.
+"""
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from registry.extensions import db
+from registry.requests.models import Request, RequestStatus
+
+from . import builders
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def screenshot():
+    """Saves a full-page screenshot when REGISTRY_SCREENSHOTS names a directory; else nothing."""
+    directory = os.environ.get("REGISTRY_SCREENSHOTS")
+
+    def take(page: Page, name: str) -> None:
+        if directory:
+            Path(directory).mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(Path(directory) / f"{name}.png"), full_page=True)
+
+    return take
+
+
+def sign_in(page: Page, live_server: str, user, password: str = "password") -> None:
+    page.goto(f"{live_server}/login")
+    page.get_by_label("Email").fill(user.email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator(".who")).to_contain_text(user.name)
+
+
+class Navigations:
+    """Counts the main frame's navigations: an HTMX swap must not add one."""
+
+    def __init__(self, page: Page):
+        self.count = 0
+        page.on("framenavigated", self._seen)
+        self.page = page
+
+    def _seen(self, frame) -> None:
+        if frame == self.page.main_frame:
+            self.count += 1
+
+
+def mark_document(page: Page) -> None:
+    """A value that lives in this document only: a full page load would wipe it."""
+    page.evaluate("window.__marker = 1")
+
+
+def document_survived(page: Page) -> bool:
+    return page.evaluate("window.__marker") == 1
+
+
+def fill_contact(page: Page, group: str, first: str, last: str, email: str) -> None:
+    fieldset = page.get_by_role("group", name=group)
+    fieldset.get_by_label("First name").fill(first)
+    fieldset.get_by_label("Last name").fill(last)
+    fieldset.get_by_label("Email").fill(email)
+
+
+def test_owner_sees_inline_errors_while_typing_then_submits(
+    page: Page, live_server, owner, screenshot
+):
+    sign_in(page, live_server, owner)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="New product").click()
+    expect(page.get_by_role("heading", name="Request a new product")).to_be_visible()
+    form_url = page.url
+    navigations = Navigations(page)
+    mark_document(page)
+
+    name = page.get_by_label("Product name")
+    name_error = page.locator("#name-error")
+    name.fill("1abc")
+    name.press("Tab")
+    expect(name_error).to_have_text("Product name must start with a letter.")
+    # Only the field's own message: the form was not submitted, nothing else was judged yet.
+    expect(page.locator("#description-error")).to_have_text("")
+    expect(page.get_by_role("alert")).to_have_count(0)
+    assert page.url == form_url
+    assert navigations.count == 0
+    assert document_survived(page)
+    screenshot(page, "new-product-inline-error")
+
+    name.fill("Abc river permits")
+    name.press("Tab")
+    expect(name_error).to_have_text("")
+    expect(name_error).to_be_hidden()
+
+    # Submitting too early swaps the form back with every field's message, still in place.
+    page.get_by_role("button", name="Submit for review").click()
+    expect(page.get_by_role("alert")).to_have_text(
+        "Please correct the fields marked below; nothing was saved."
+    )
+    expect(page.locator("#description-error")).to_have_text("Description is required.")
+    expect(page.get_by_label("Product name")).to_have_value("Abc river permits")
+    assert page.url == form_url
+    assert navigations.count == 0
+    assert document_survived(page)
+
+    page.get_by_label("Description").fill("Permits for river crossings.")
+    page.get_by_label("Ministry").select_option("CITZ")
+    fill_contact(page, "Product owner", "Pat", "Owner", "pat.owner@example.com")
+    fill_contact(page, "Primary technical lead", "Tam", "Lead", "tam.lead@example.com")
+    assert navigations.count == 0
+
+    page.get_by_role("button", name="Submit for review").click()
+    expect(page).to_have_url(re.compile(r"/requests/\d+$"))
+    expect(page.locator(".page-head .badge")).to_have_text("Pending approval")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Abc river permits")
+    expect(page.locator("#flashes")).to_contain_text("is with the super admins for review")
+    screenshot(page, "request-pending")
+
+
+def test_admin_decides_from_the_queue_without_a_page_load_and_the_requester_sees_the_outcome(
+    browser, page: Page, live_server, owner, admin, screenshot
+):
+    approved = builders.submit(owner, name="Ferry schedules")
+    rejected = builders.submit(owner, name="Bridge permits")
+    approved_id, rejected_id = approved.id, rejected.id
+    approved_plate = approved.product.licence_plate
+    rejected_plate = rejected.product.licence_plate
+
+    sign_in(page, live_server, admin)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Review queue").click()
+    expect(page).to_have_url(re.compile(r"/admin/queue$"))
+    count = page.locator("#queue-count")
+    notice = page.locator("#queue-notice")
+    approved_item = page.locator(f"#queue-request-{approved_id}")
+    rejected_item = page.locator(f"#queue-request-{rejected_id}")
+    expect(count).to_have_text("2 pending")
+    expect(approved_item).to_be_visible()
+    expect(rejected_item).to_be_visible()
+    screenshot(page, "queue")
+    navigations = Navigations(page)
+    mark_document(page)
+
+    # A rejection without a comment: the reason shows on the item, which stays.
+    rejected_item.get_by_role("button", name="Reject").click()
+    expect(rejected_item.get_by_role("alert")).to_have_text(
+        "A rejection needs a comment for the product team."
+    )
+    expect(count).to_have_text("2 pending")
+    expect(page.locator(".queue-item")).to_have_count(2)
+    screenshot(page, "queue-reject-needs-comment")
+
+    approved_item.get_by_role("button", name="Approve").click()
+    expect(approved_item).to_have_count(0)
+    expect(count).to_have_text("1 pending")
+    expect(notice).to_have_text(f"Approved Ferry schedules ({approved_plate}).")
+
+    rejected_item.get_by_label("Reason for rejecting").fill("Use the existing bridges product.")
+    rejected_item.get_by_role("button", name="Reject").click()
+    expect(rejected_item).to_have_count(0)
+    expect(count).to_have_text("0 pending")
+    expect(notice).to_have_text(f"Rejected Bridge permits ({rejected_plate}).")
+    screenshot(page, "queue-emptied")
+
+    assert navigations.count == 0
+    assert document_survived(page)
+    db.session.expire_all()
+    assert db.session.get(Request, approved_id).status == RequestStatus.APPROVED
+    assert db.session.get(Request, rejected_id).status == RequestStatus.REJECTED
+    assert db.session.get(Request, rejected_id).decision_comment == (
+        "Use the existing bridges product."
+    )
+
+    # The requester, in a browser of their own.
+    context = browser.new_context()
+    try:
+        requester = context.new_page()
+        requester.set_default_timeout(10_000)
+        sign_in(requester, live_server, owner)
+
+        requester.goto(f"{live_server}/requests/{approved_id}")
+        expect(requester.locator(".page-head .badge")).to_have_text("Approved")
+        expect(requester.locator(".decision")).to_contain_text("Approved by Ada Admin")
+        screenshot(requester, "request-approved")
+
+        requester.goto(f"{live_server}/requests/{rejected_id}")
+        expect(requester.locator(".page-head .badge")).to_have_text("Rejected")
+        decision = requester.locator(".decision")
+        expect(decision).to_contain_text("Rejected by Ada Admin")
+        expect(decision).to_contain_text("“Use the existing bridges product.”")
+        screenshot(requester, "request-rejected")
+    finally:
+        context.close()
