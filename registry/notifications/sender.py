@@ -8,19 +8,19 @@ import logging
 import smtplib
 import threading
 from datetime import timedelta
-from email.utils import make_msgid
 
 from flask import current_app
-from flask_mail import Message
+from flask_mail import Connection, Message
 from sqlalchemy import or_, select, update
 
-from ..extensions import db, mail
+from ..extensions import db
 from ..timeutil import utcnow
 from .models import EmailStatus, OutboxEmail
 
 log = logging.getLogger(__name__)
 
-CLAIM_SECONDS = 120
+# Longer than a batch can take: BATCH emails at MAIL_TIMEOUT each, with room to spare.
+CLAIM_SECONDS = 600
 BATCH = 20
 
 # Set after a commit that wrote outbox rows, so the sender runs at once instead of at its next poll.
@@ -51,28 +51,51 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(base * 2 ** max(attempts - 1, 0), ceiling))
 
 
+def _claimable(now):
+    return (
+        OutboxEmail.status == EmailStatus.PENDING.value,
+        OutboxEmail.next_attempt_at <= now,
+        or_(OutboxEmail.claimed_until.is_(None), OutboxEmail.claimed_until < now),
+    )
+
+
 def _claim(limit: int) -> list[int]:
     now = utcnow()
     query = (
         select(OutboxEmail.id)
-        .where(
-            OutboxEmail.status == EmailStatus.PENDING.value,
-            OutboxEmail.next_attempt_at <= now,
-            or_(OutboxEmail.claimed_until.is_(None), OutboxEmail.claimed_until < now),
-        )
+        .where(*_claimable(now))
         .order_by(OutboxEmail.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    ids = list(db.session.scalars(query))
-    if ids:
-        db.session.execute(
+    claimed = []
+    for email_id in db.session.scalars(query).all():
+        # The condition is repeated in the UPDATE: where rows cannot be locked ahead (SQLite),
+        # two senders may select the same row, and only the first UPDATE matches it.
+        result = db.session.execute(
             update(OutboxEmail)
-            .where(OutboxEmail.id.in_(ids))
+            .where(OutboxEmail.id == email_id, *_claimable(now))
             .values(claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
         )
+        if result.rowcount == 1:
+            claimed.append(email_id)
     db.session.commit()
-    return ids
+    return claimed
+
+
+class _Connection(Connection):
+    """Flask-Mail's connection with a timeout: a server that stops answering, or a host that
+    drops packets, must not hold the sender (and its claim) forever."""
+
+    def configure_host(self):
+        smtp = smtplib.SMTP_SSL if self.mail.use_ssl else smtplib.SMTP
+        host = smtp(self.mail.server, self.mail.port, timeout=current_app.config["MAIL_TIMEOUT"])
+        host.set_debuglevel(int(self.mail.debug))
+        if self.mail.use_tls:
+            host.starttls()
+        if self.mail.username and self.mail.password:
+            host.login(self.mail.username, self.mail.password)
+        return host
 
 
 def _message(email: OutboxEmail) -> Message:
@@ -82,10 +105,18 @@ def _message(email: OutboxEmail) -> Message:
         body=email.body_text,
         html=email.body_html,
     )
-    # One Message-ID per outbox row: a receiver can drop a copy should a crash resend it.
-    domain = current_app.config["PUBLIC_URL"].split("//")[-1].split("/")[0].split(":")[0]
-    message.msgId = make_msgid(idstring=f"outbox-{email.id}", domain=domain or "registry")
+    message.msgId = message_id(email)
     return message
+
+
+def message_id(email: OutboxEmail) -> str:
+    """The same Message-ID for every attempt at one outbox row.
+
+    A receiver can then drop a copy sent twice (a retry after the server took it but the answer
+    was lost). The creation time keeps it unique should row ids start again (a new database).
+    """
+    domain = current_app.config["PUBLIC_URL"].split("//")[-1].split("/")[0].split(":")[0]
+    return f"<outbox-{email.id}.{email.created_at:%Y%m%d%H%M%S%f}@{domain or 'registry'}>"
 
 
 def _deliver(email: OutboxEmail) -> None:
@@ -93,14 +124,17 @@ def _deliver(email: OutboxEmail) -> None:
         email.delivered_via = "mailbox"
         return
     try:
-        with mail.connect() as connection:
-            # Flask-Mail connects without a timeout; a server that stops answering must not
-            # hold the sender forever.
-            if connection.host is not None and connection.host.sock is not None:
-                connection.host.sock.settimeout(current_app.config["MAIL_TIMEOUT"])
+        with _Connection(current_app.extensions["mail"]) as connection:
             connection.send(_message(email))
     except (smtplib.SMTPException, OSError) as exc:
-        raise classify(exc)(f"{type(exc).__name__}: {exc}") from exc
+        # After a 421 smtplib closes the connection itself; Flask-Mail's QUIT on the way out then
+        # raises SMTPServerDisconnected, which would hide the server's answer.
+        cause = exc
+        if isinstance(exc, smtplib.SMTPServerDisconnected) and isinstance(
+            exc.__context__, smtplib.SMTPException | OSError
+        ):
+            cause = exc.__context__
+        raise classify(cause)(f"{type(cause).__name__}: {cause}") from exc
     email.delivered_via = "smtp"
 
 
