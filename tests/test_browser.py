@@ -18,6 +18,8 @@ from . import builders
 
 pytestmark = pytest.mark.browser
 
+PASSWORD = "password"  # every builders.make_user account's
+
 
 @pytest.fixture
 def screenshot():
@@ -32,10 +34,10 @@ def screenshot():
     return take
 
 
-def sign_in(page: Page, live_server: str, user, password: str = "password") -> None:
+def sign_in(page: Page, live_server: str, user) -> None:
     page.goto(f"{live_server}/login")
     page.get_by_label("Email").fill(user.email)
-    page.get_by_label("Password").fill(password)
+    page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator(".who")).to_contain_text(user.name)
 
