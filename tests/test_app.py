@@ -104,3 +104,20 @@ def test_cli_creates_users_and_changes_roles(runner):
 
 def test_every_response_varies_on_hx_request(client):
     assert "HX-Request" in client.get("/login").headers["Vary"]
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("cpu-request-0.5-limit-1.5", "0.5 cores, limit 1.5"),
+        ("cpu-request-1-limit-2", "1 core, limit 2"),
+        ("memory-request-64-limit-128", "64 GiB, limit 128 GiB"),
+        ("storage-512", "512 GiB"),
+        ("snapshot-5", "5 snapshots"),
+        ("something-else", "something-else"),
+    ],
+)
+def test_quota_options_read_as_people_say_them(name, shown):
+    from registry.filters import quota
+
+    assert quota(name) == shown

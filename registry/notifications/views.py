@@ -1,3 +1,5 @@
+from functools import wraps
+
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import login_required
 
@@ -42,32 +44,39 @@ def retry(email_id: int):
     return redirect(url_for("notifications.outgoing", status=request.args.get("status", "")), 303)
 
 
-def _mailbox_enabled():
-    if not current_app.config["DEV_MAILBOX"]:
-        abort(404)
+def dev_mailbox_only(view):
+    """With DEV_MAILBOX off the mailbox pages do not exist, for anyone: 404 before the sign-in."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        if not current_app.config["DEV_MAILBOX"]:
+            abort(404)
+        return view(*args, **kwargs)
+
+    return wrapped
 
 
 @bp.get("/dev/mailbox")
+@dev_mailbox_only
 @login_required
 def mailbox():
     """Development only: every email the registry wrote, readable without a mail server."""
-    _mailbox_enabled()
     page = services.outgoing(None, request.args.get("page", 1, type=int), 50)
     return render_template("notifications/mailbox.html", page=page)
 
 
 @bp.get("/dev/mailbox/<int:email_id>")
+@dev_mailbox_only
 @login_required
 def mailbox_message(email_id: int):
-    _mailbox_enabled()
     email = db.get_or_404(OutboxEmail, email_id)
     return render_template("notifications/message.html", email=email)
 
 
 @bp.get("/dev/mailbox/<int:email_id>/html")
+@dev_mailbox_only
 @login_required
 def mailbox_html(email_id: int):
-    _mailbox_enabled()
     email = db.get_or_404(OutboxEmail, email_id)
     # Shown in a sandboxed iframe; the body was rendered with autoescaping, but keep scripts out.
     response = current_app.response_class(email.body_html, mimetype="text/html")
