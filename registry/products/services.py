@@ -3,12 +3,13 @@
 from dataclasses import dataclass, field
 
 from sqlalchemy import exists, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ..extensions import db
 from ..reference.models import ENVIRONMENTS
+from ..timeutil import utcnow
 from . import plates
-from .models import ContactRole, Product, ProductContact, ProductNamespace
+from .models import ContactRole, Product, ProductContact, ProductNamespace, ProductStatus
 
 PLATE_ATTEMPTS = 20
 
@@ -70,35 +71,45 @@ def create_product(data: ProductData, created_by, generate_plate=plates.random_p
 
     A plate is never reused: the unique constraint covers every product ever made, deleted ones
     included. A plate taken between the check and the insert (another request at the same
-    instant) is caught by the constraint and another plate is drawn.
+    instant) makes the insert do nothing (``ON CONFLICT DO NOTHING``) and another plate is
+    drawn; no savepoint is needed, so the caller's transaction stays whole on every backend.
     """
     for _ in range(PLATE_ATTEMPTS):
         plate = generate_plate()
         if not plates.is_plate(plate) or _plate_taken(plate):
             continue
-        product = _build(data, plate, created_by)
-        try:
-            with db.session.begin_nested():
-                db.session.add(product)
-        except IntegrityError:
-            if not _plate_taken(plate):
-                raise
+        product_id = _insert_unless_plate_taken(data, plate, created_by)
+        if product_id is None:
             continue
+        product = db.session.get(Product, product_id)
+        _add_contacts_and_namespaces(product, data)
+        db.session.flush()
         return product
     raise PlateExhausted(f"No free licence plate after {PLATE_ATTEMPTS} attempts.")
 
 
-def _build(data: ProductData, plate: str, created_by) -> Product:
-    product = Product(
-        licence_plate=plate,
-        name=data.name,
-        description=data.description,
-        ministry_code=data.ministry_code,
-        cluster_name=data.cluster_name,
-        created_by_id=created_by.id,
-        contacts=[],
-        namespaces=[],
+def _insert_unless_plate_taken(data: ProductData, plate: str, created_by) -> int | None:
+    dialect = db.session.get_bind().dialect.name
+    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
+    statement = (
+        insert(Product)
+        .values(
+            licence_plate=plate,
+            name=data.name,
+            description=data.description,
+            ministry_code=data.ministry_code,
+            cluster_name=data.cluster_name,
+            created_by_id=created_by.id,
+            status=ProductStatus.PENDING_APPROVAL.value,
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=[Product.licence_plate])
+        .returning(Product.id)
     )
+    return db.session.scalar(statement)
+
+
+def _add_contacts_and_namespaces(product: Product, data: ProductData) -> None:
     for role, contact in (
         (ContactRole.OWNER, data.owner),
         (ContactRole.PRIMARY_LEAD, data.primary_lead),
@@ -115,4 +126,3 @@ def _build(data: ProductData, plate: str, created_by) -> Product:
             )
     for env in ENVIRONMENTS:
         product.namespaces.append(ProductNamespace(environment=env, **data.quotas[env]))
-    return product
