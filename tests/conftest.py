@@ -179,7 +179,7 @@ class SMTPSink:
         sink = self
 
         class Handler:
-            async def handle_DATA(self, server, session, envelope):  # noqa: N802
+            async def handle_DATA(self, server, session, envelope):
                 sink.messages.append(
                     {
                         "from": envelope.mail_from,

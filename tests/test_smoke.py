@@ -13,4 +13,4 @@ def test_owner_submits_and_admin_approves(client, app, owner, admin):
     builders.login(client, admin)
     queue = client.get("/admin/queue").get_data(as_text=True)
     assert "Smoke" in queue
-    assert Role.SUPER_ADMIN == admin.role
+    assert admin.role == Role.SUPER_ADMIN

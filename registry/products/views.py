@@ -1,6 +1,8 @@
 from flask import abort, flash, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from ..auth.access import roles_required
+from ..auth.models import Role
 from ..extensions import db
 from ..htmx import redirect_to, render
 from ..requests import queries as request_queries
@@ -17,8 +19,12 @@ def mine():
     return render_template("products/mine.html", products=products, active=active)
 
 
+# Support staff read everything and change nothing: they do not submit requests either.
+REQUESTERS = (Role.USER, Role.SUPER_ADMIN)
+
+
 @bp.route("/products/new", methods=["GET", "POST"])
-@login_required
+@roles_required(*REQUESTERS)
 def new():
     form = ProductForm(user=current_user)
     if form.validate_on_submit():
@@ -36,7 +42,7 @@ def new():
 
 
 @bp.post("/products/new/validate")
-@login_required
+@roles_required(*REQUESTERS)
 def validate_field():
     """Inline validation: the message for one field, judged with the whole form (PO ≠ TL)."""
     form = ProductForm(user=current_user)

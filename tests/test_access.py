@@ -1,0 +1,622 @@
+"""Who may reach what, CSRF on every state change, user input shown as text, and signing in.
+
+The role matrix is checked against ``app.url_map``: a route added without a row in ``ROUTES``
+fails ``test_the_matrix_covers_every_route``, and every POST row is also run without its CSRF token.
+
+The matrix sends POSTs with a valid token, so an anonymous POST meets ``login_required`` and is
+sent to the sign-in page (302); without a token the CSRF check runs first and answers 400.
+"""
+
+import re
+from dataclasses import dataclass, field
+from functools import partial
+from types import SimpleNamespace
+from urllib.parse import parse_qs, urljoin, urlsplit
+
+import pytest
+from markupsafe import escape
+from sqlalchemy import func, select
+
+from registry.auth import models
+from registry.auth.models import Role, User
+from registry.extensions import db
+from registry.notifications.models import EmailStatus, OutboxEmail
+from registry.products.models import Product
+from registry.products.services import ContactData
+from registry.requests.models import Request, RequestStatus
+
+from . import builders
+
+PERSONAS = ("anonymous", "unrelated", "contact", "requester", "support", "super_admin")
+SIGNED_IN = PERSONAS[1:]
+
+
+@dataclass
+class World:
+    """One product, created by the requester, with the contact as its product owner."""
+
+    emails: dict[str, str]
+    plate: str
+    request_id: int
+    failed_email_id: int  # an outbox row of that request, marked failed so it can be retried
+
+    def url(self, app, endpoint: str, **query) -> str:
+        [rule] = app.url_map.iter_rules(endpoint)
+        known = {
+            "plate": self.plate,
+            "request_id": self.request_id,
+            "email_id": self.failed_email_id,
+        }
+        values = {name: known[name] for name in rule.arguments}
+        return app.url_map.bind("localhost").build(endpoint, {**values, **query})
+
+
+@pytest.fixture
+def world(app, monkeypatch) -> World:
+    # Hundreds of sign-ins: a cheap hash keeps them fast; checking it is the same code path.
+    monkeypatch.setattr(
+        models,
+        "generate_password_hash",
+        partial(models.generate_password_hash, method="pbkdf2:sha256:1"),
+    )
+    people = {
+        "unrelated": builders.make_user(email="unrelated@example.com", name="Una Related"),
+        "contact": builders.make_user(email="contact@example.com", name="Cora Contact"),
+        "requester": builders.make_user(email="requester@example.com", name="Rita Requester"),
+        "support": builders.make_user(Role.SUPPORT, email="support@example.com", name="Sue"),
+        "super_admin": builders.make_user(Role.SUPER_ADMIN, email="admin@example.com", name="Ada"),
+    }
+    req = builders.submit(
+        people["requester"], owner=ContactData("Cora", "Contact", "contact@example.com")
+    )
+    failed = db.session.scalars(
+        select(OutboxEmail).where(OutboxEmail.request_id == req.id).order_by(OutboxEmail.id)
+    ).first()
+    failed.status = EmailStatus.FAILED.value
+    failed.attempts = 8
+    failed.last_error = "550 mailbox unavailable"
+    db.session.commit()
+    return World(
+        emails={persona: user.email for persona, user in people.items()},
+        plate=req.product.licence_plate,
+        request_id=req.id,
+        failed_email_id=failed.id,
+    )
+
+
+def sign_in(client, world: World, persona: str) -> None:
+    if persona != "anonymous":
+        builders.login(client, SimpleNamespace(email=world.emails[persona]))
+
+
+def signed_in(client) -> bool:
+    return client.get("/products").status_code == 200
+
+
+MORE = object()  # in an expected change: "this count went up"
+
+
+def snapshot(client, world: World) -> dict:
+    """What a state-changing route could have changed, read fresh from the database."""
+    state = {
+        "request": db.session.scalar(select(Request.status).where(Request.id == world.request_id)),
+        "products": db.session.scalar(select(func.count()).select_from(Product)),
+        "outbox": db.session.scalar(select(func.count()).select_from(OutboxEmail)),
+        "email": db.session.scalar(
+            select(OutboxEmail.status).where(OutboxEmail.id == world.failed_email_id)
+        ),
+    }
+    db.session.rollback()
+    state["signed_in"] = signed_in(client)
+    return state
+
+
+def assert_changes(before: dict, after: dict, changes: dict) -> None:
+    """Exactly ``changes`` happened: every other part of the state is as it was."""
+    for key, old in before.items():
+        if key not in changes:
+            assert after[key] == old, f"{key} changed from {old!r} to {after[key]!r}"
+        elif changes[key] is MORE:
+            assert after[key] > old, f"{key} did not grow from {old!r}"
+        else:
+            assert after[key] == changes[key], f"{key} is {after[key]!r}, not {changes[key]!r}"
+
+
+# The role matrix. An expectation is a status, or (status, path the Location header points to).
+LOGIN = (302, "/login")  # login_required sends the anonymous to the sign-in page
+HOME = "/"  # where signing in lands without a (safe) next: it sends each role to its own page
+
+
+def matrix(signed_in, anonymous=LOGIN, **exceptions) -> dict:
+    row = dict.fromkeys(SIGNED_IN, signed_in)
+    row["anonymous"] = anonymous
+    row.update(exceptions)
+    return row
+
+
+PRODUCT_PAGE = matrix(200, unrelated=404)  # a product's own pages: its people, and the staff
+STAFF_PAGE = matrix(403, support=200, super_admin=200)
+SUPER_ADMIN_ACTION = {"unrelated", "contact", "requester", "support"}
+
+
+@dataclass(frozen=True)
+class Route:
+    endpoint: str
+    method: str
+    expected: dict
+    form: object = None  # World -> the POST body a browser would send, without the CSRF token
+    query: dict = field(default_factory=dict)
+    changes: dict = field(default_factory=dict)  # persona -> what a successful call changes
+
+    @property
+    def actor(self) -> str:
+        """The persona this action is for: the one a missing CSRF token must stop."""
+        if "requester" in self.changes or not self.changes:
+            return "requester"
+        return next(iter(self.changes))
+
+
+ROUTES = [
+    Route(
+        "index",
+        "GET",
+        matrix((302, "/products"), support=(302, "/history"), super_admin=(302, "/admin/queue")),
+    ),
+    Route("healthz", "GET", matrix(200, anonymous=200)),
+    Route("auth.login", "GET", matrix((302, HOME), anonymous=200)),
+    Route(
+        "auth.login",
+        "POST",
+        matrix((302, HOME), anonymous=(303, HOME)),
+        form=lambda w: {"email": w.emails["requester"], "password": "password"},
+        changes={"anonymous": {"signed_in": True}},
+    ),
+    Route(
+        "auth.logout",
+        "POST",
+        matrix((303, "/login")),
+        changes={persona: {"signed_in": False} for persona in SIGNED_IN},
+    ),
+    Route("products.mine", "GET", matrix(200)),
+    Route("products.new", "GET", matrix(200, support=403)),
+    Route(
+        "products.new",
+        "POST",
+        matrix(303, support=403),
+        form=lambda w: builders.form_data(),
+        changes={
+            persona: {"products": MORE, "outbox": MORE}
+            for persona in SIGNED_IN
+            if persona != "support"
+        },
+    ),
+    Route(
+        "products.validate_field",
+        "POST",
+        matrix(200, support=403),
+        form=lambda w: builders.form_data(),
+        query={"field": "name"},
+    ),
+    Route("products.detail", "GET", PRODUCT_PAGE),
+    Route("requests.detail", "GET", PRODUCT_PAGE),
+    Route(
+        "requests.cancel",
+        "POST",
+        # Only the requester cancels; someone who may not even see the request learns nothing.
+        matrix(403, unrelated=404, requester=(303, "/requests/{request_id}")),
+        changes={"requester": {"request": RequestStatus.CANCELLED.value, "outbox": MORE}},
+    ),
+    Route("admin.queue", "GET", STAFF_PAGE),
+    Route(
+        "admin.decide",
+        "POST",
+        matrix(403, super_admin=(303, "/admin/queue")),
+        form=lambda w: {"decision": "approve"},
+        changes={"super_admin": {"request": RequestStatus.APPROVED.value, "outbox": MORE}},
+    ),
+    Route("history.all_requests", "GET", STAFF_PAGE),
+    Route("notifications.outgoing", "GET", STAFF_PAGE),
+    Route(
+        "notifications.retry",
+        "POST",
+        matrix(403, super_admin=(303, "/admin/mail")),
+        changes={"super_admin": {"email": EmailStatus.PENDING.value}},
+    ),
+    # The development mailbox (on in the test app): any signed-in developer reads all mail.
+    Route("notifications.mailbox", "GET", matrix(200)),
+    Route("notifications.mailbox_message", "GET", matrix(200)),
+    Route("notifications.mailbox_html", "GET", matrix(200)),
+]
+MAILBOX_ENDPOINTS = [r.endpoint for r in ROUTES if r.endpoint.startswith("notifications.mailbox")]
+
+
+def send(client, app, world: World, route: Route, token: bool = True, headers=None):
+    url = world.url(app, route.endpoint, **route.query)
+    if route.method == "GET":
+        return client.get(url, headers=headers)
+    data = route.form(world) if route.form else {}
+    if token:
+        data["csrf_token"] = builders.csrf_token(client)
+    return client.post(url, data=data, headers=headers)
+
+
+def assert_status(response, expected, world: World) -> None:
+    status, path = expected if isinstance(expected, tuple) else (expected, None)
+    assert response.status_code == status, response.get_data(as_text=True)[:2000]
+    if path is not None:
+        location = urlsplit(response.headers["Location"])
+        assert location.path == path.format(request_id=world.request_id, plate=world.plate)
+
+
+def test_the_matrix_covers_every_route(app):
+    routed = {
+        (rule.endpoint, method)
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint != "static"
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+    covered = [(r.endpoint, r.method) for r in ROUTES]
+    assert len(covered) == len(set(covered)), "a route has two rows"
+    assert set(covered) == routed, "add a row to ROUTES for every new route"
+
+
+@pytest.mark.parametrize(
+    ("route", "persona"),
+    [
+        pytest.param(route, persona, id=f"{route.method}-{route.endpoint}-{persona}")
+        for route in ROUTES
+        for persona in PERSONAS
+    ],
+)
+def test_role_matrix(app, client, world, route, persona):
+    sign_in(client, world, persona)
+    before = snapshot(client, world)
+
+    response = send(client, app, world, route)
+
+    assert_status(response, route.expected[persona], world)
+    assert_changes(before, snapshot(client, world), route.changes.get(persona, {}))
+
+
+def _without_tokens(body: str) -> str:
+    # Tokens are signed with a timestamp: two pages a second apart differ only there.
+    return re.sub(
+        r'(csrf-token" content="|X-CSRFToken": "|name="csrf_token" value=")[^"]+', r"\1", body
+    )
+
+
+def test_an_unrelated_user_cannot_tell_a_product_or_request_exists(app, client, world):
+    sign_in(client, world, "unrelated")
+    missing_plate = "abcdef" if world.plate != "abcdef" else "abcdee"
+    missing_request = world.request_id + 1000
+    pairs = [
+        ("GET", f"/products/{world.plate}", f"/products/{missing_plate}"),
+        ("GET", f"/requests/{world.request_id}", f"/requests/{missing_request}"),
+        ("POST", f"/requests/{world.request_id}/cancel", f"/requests/{missing_request}/cancel"),
+    ]
+    for method, real, missing in pairs:
+        if method == "GET":
+            answers = [client.get(real), client.get(missing)]
+        else:
+            answers = [builders.post(client, real), builders.post(client, missing)]
+        assert [a.status_code for a in answers] == [404, 404]
+        bodies = [_without_tokens(a.get_data(as_text=True)) for a in answers]
+        assert bodies[0] == bodies[1]
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+def test_the_dev_mailbox_does_not_exist_when_it_is_off(app, client, world, persona):
+    app.config["DEV_MAILBOX"] = False
+    sign_in(client, world, persona)
+    for endpoint in MAILBOX_ENDPOINTS:
+        assert client.get(world.url(app, endpoint)).status_code == 404, endpoint
+
+
+@pytest.mark.parametrize(
+    ("persona", "listed"),
+    [("unrelated", False), ("support", False), ("contact", True), ("requester", True)],
+)
+def test_my_products_lists_only_products_one_created_or_is_a_contact_of(
+    client, world, persona, listed
+):
+    sign_in(client, world, persona)
+    page = client.get("/products").get_data(as_text=True)
+    assert (world.plate in page) is listed
+
+
+# CSRF: every POST in the url_map (the matrix test above proves ROUTES is that list).
+@pytest.mark.parametrize(
+    ("route", "persona"),
+    [
+        pytest.param(route, persona, id=f"{route.endpoint}-{persona}")
+        for route in ROUTES
+        if route.method == "POST"
+        for persona in dict.fromkeys(("anonymous", route.actor))
+    ],
+)
+def test_a_post_without_csrf_token_is_refused_and_changes_nothing(
+    app, client, world, route, persona
+):
+    sign_in(client, world, persona)
+    before = snapshot(client, world)
+
+    response = send(client, app, world, route, token=False)
+
+    assert response.status_code == 400
+    assert "CSRF token is missing" in response.get_data(as_text=True)
+    assert snapshot(client, world) == before
+    # The same request with its token goes through: the token was all it lacked.
+    assert_status(send(client, app, world, route), route.expected[persona], world)
+
+
+def test_a_token_from_another_session_is_refused(app, client, world):
+    others_token = builders.csrf_token(app.test_client())
+    sign_in(client, world, "requester")
+    response = client.post(
+        f"/requests/{world.request_id}/cancel", data={"csrf_token": others_token}
+    )
+    assert response.status_code == 400
+    assert snapshot(client, world)["request"] == RequestStatus.PENDING.value
+
+
+def _header_only(client):
+    return {"HX-Request": "true", "X-CSRFToken": builders.csrf_token(client)}
+
+
+def test_htmx_decision_with_the_token_only_in_the_header(client, world):
+    sign_in(client, world, "super_admin")
+    response = client.post(
+        f"/admin/requests/{world.request_id}/decision",
+        data={"decision": "approve"},
+        headers=_header_only(client),
+    )
+    assert response.status_code == 200
+    assert "Approved" in response.get_data(as_text=True)
+    assert snapshot(client, world)["request"] == RequestStatus.APPROVED.value
+
+
+def test_htmx_cancel_with_the_token_only_in_the_header(client, world):
+    sign_in(client, world, "requester")
+    response = client.post(f"/requests/{world.request_id}/cancel", headers=_header_only(client))
+    assert response.status_code == 204
+    assert response.headers["HX-Redirect"] == f"/requests/{world.request_id}"
+    assert snapshot(client, world)["request"] == RequestStatus.CANCELLED.value
+
+
+# User input is text, on every page and in HTML mail; plain text mail keeps it as typed.
+SCRIPT = "<script>alert(1)</script>"
+ATTRIBUTE = '"><img src=x onerror=alert(1)>'
+NAME = "A" + SCRIPT  # a product name starts with a letter and has at most 40 characters
+DESCRIPTION = f"{ATTRIBUTE} {SCRIPT}"
+COMMENT = f"No. {SCRIPT}{ATTRIBUTE}"
+RAW_TAGS = ("<script>alert", "<img src=x")
+
+
+def assert_shown_as_text(body: str, *values: str) -> None:
+    for raw in RAW_TAGS:
+        assert raw not in body
+    for value in values:
+        assert str(escape(value)) in body
+
+
+def test_html_in_user_input_is_shown_as_text_everywhere(app, client, world):
+    # The sign-in page re-renders what was typed.
+    response = client.post(
+        "/login",
+        data={
+            "email": f"x{ATTRIBUTE}{SCRIPT}",
+            "password": "wrong",
+            "csrf_token": builders.csrf_token(client),
+        },
+    )
+    assert response.status_code == 422
+    assert_shown_as_text(response.get_data(as_text=True), f"x{ATTRIBUTE}{SCRIPT}")
+
+    contacts = (SCRIPT, ATTRIBUTE, ATTRIBUTE, SCRIPT)
+    sign_in(client, world, "requester")
+    response = builders.post(
+        client,
+        "/products/new",
+        builders.form_data(
+            name=NAME,
+            description=DESCRIPTION,
+            **{
+                "product_owner-first_name": contacts[0],
+                "product_owner-last_name": contacts[1],
+                "primary_lead-first_name": contacts[2],
+                "primary_lead-last_name": contacts[3],
+            },
+        ),
+    )
+    assert response.status_code == 303, response.get_data(as_text=True)
+    request_url = response.headers["Location"]
+    request_id = int(request_url.rsplit("/", 1)[1])
+    plate = db.session.scalar(
+        select(Product.licence_plate).where(Product.name == NAME)
+    )  # stored exactly as typed
+    db.session.rollback()
+
+    everything = (NAME, DESCRIPTION, *contacts)
+    requester_pages = {
+        request_url: everything,  # with the flash message naming the product
+        "/products": (NAME,),
+        f"/products/{plate}": everything,
+    }
+    for url, shown in requester_pages.items():
+        assert_shown_as_text(client.get(url).get_data(as_text=True), *shown)
+
+    client.post("/logout", data={"csrf_token": builders.csrf_token(client)})
+    sign_in(client, world, "super_admin")
+    queue = client.get("/admin/queue").get_data(as_text=True)
+    assert_shown_as_text(queue, *everything)
+    response = builders.post(
+        client,
+        f"/admin/requests/{request_id}/decision",
+        {"decision": "reject", "comment": COMMENT},
+    )
+    assert response.status_code == 303
+
+    emails = list(
+        db.session.scalars(
+            select(OutboxEmail).where(OutboxEmail.request_id == request_id).order_by(OutboxEmail.id)
+        )
+    )
+    db.session.rollback()
+    assert {e.kind for e in emails} == {"received", "awaiting_review", "rejected"}
+
+    admin_pages = {
+        f"/requests/{request_id}": (*everything, COMMENT),
+        "/history": (NAME,),
+        "/history?q=" + SCRIPT: (NAME, SCRIPT),  # the search box shows the search as typed
+        "/admin/mail": (NAME,),
+        "/dev/mailbox": (NAME,),
+    }
+    for email in emails:
+        admin_pages[f"/dev/mailbox/{email.id}"] = (NAME,)
+        admin_pages[f"/dev/mailbox/{email.id}/html"] = (NAME, SCRIPT)
+    for url, shown in admin_pages.items():
+        assert_shown_as_text(client.get(url).get_data(as_text=True), *shown)
+    fragment = client.get("/history", headers={"HX-Request": "true"})
+    assert "<html" not in fragment.get_data(as_text=True)
+    assert_shown_as_text(fragment.get_data(as_text=True), NAME)
+
+    for email in emails:
+        assert_shown_as_text(email.body_html, NAME, SCRIPT)
+        assert NAME in email.body_text
+        assert SCRIPT in email.body_text
+        assert NAME in email.subject  # a header, not HTML: escaping it would garble it
+        assert not re.search(r"[\r\n]", email.subject)
+    [rejected] = [e for e in emails if e.kind == "rejected"]
+    assert_shown_as_text(rejected.body_html, COMMENT)
+    assert COMMENT in rejected.body_text
+
+
+def test_the_mailbox_html_body_may_not_run_scripts(client, world):
+    sign_in(client, world, "requester")
+    response = client.get(f"/dev/mailbox/{world.failed_email_id}/html")
+    assert response.status_code == 200
+    assert "default-src 'none'" in response.headers["Content-Security-Policy"]
+
+
+def test_an_email_subject_never_has_line_breaks(client, world):
+    # The form refuses them ...
+    sign_in(client, world, "requester")
+    before = snapshot(client, world)
+    response = builders.post(
+        client, "/products/new", builders.form_data(name="Evil\r\nBcc: victim@example.com")
+    )
+    assert response.status_code == 422
+    assert snapshot(client, world)["products"] == before["products"]
+    # ... and a name that came another way is folded onto one line (header injection).
+    requester = db.session.scalar(select(User).where(User.email == world.emails["requester"]))
+    req = builders.submit(requester, name="Evil\r\nBcc: victim@example.com\nX")
+    subjects = list(
+        db.session.scalars(select(OutboxEmail.subject).where(OutboxEmail.request_id == req.id))
+    )
+    assert subjects
+    for subject in subjects:
+        assert not re.search(r"[\r\n]", subject)
+        assert "Evil Bcc: victim@example.com X" in subject
+
+
+# Signing in and out.
+@pytest.mark.parametrize("email", ["requester@example.com", "nobody@example.com"])
+def test_a_wrong_password_rerenders_the_form_with_a_message_and_no_session(client, world, email):
+    response = client.post(
+        "/login",
+        data={"email": email, "password": "not-it", "csrf_token": builders.csrf_token(client)},
+    )
+    assert response.status_code == 422
+    # The same words whether or not the account exists: no list of accounts by guessing.
+    assert "Email or password is not right." in response.get_data(as_text=True)
+    with client.session_transaction() as session:
+        assert "_user_id" not in session
+    assert not signed_in(client)
+
+
+def test_signing_in_starts_a_new_session(client, world):
+    old_token = builders.csrf_token(client)
+    with client.session_transaction() as session:
+        session["planted"] = "before sign-in"
+
+    sign_in(client, world, "requester")
+
+    with client.session_transaction() as session:
+        assert "planted" not in session
+        assert "_user_id" in session
+    # A token handed out before the sign-in is worthless after it.
+    response = client.post(f"/requests/{world.request_id}/cancel", data={"csrf_token": old_token})
+    assert response.status_code == 400
+    assert snapshot(client, world)["request"] == RequestStatus.PENDING.value
+
+
+SITE = "https://registry.example.test"
+
+
+def as_a_browser_reads(location: str) -> str:
+    """Where a browser goes: it drops tabs and newlines and reads a backslash as a slash."""
+    cleaned = re.sub(r"[\t\n\r]", "", location).replace("\\", "/")
+    return urljoin(f"{SITE}/login", cleaned)
+
+
+@pytest.mark.parametrize(
+    ("next_url", "lands_on"),
+    [
+        ("/products/new", "/products/new"),
+        ("/products", "/products"),
+        ("/history?status=pending", "/history?status=pending"),
+        ("//evil.example", HOME),
+        ("https://evil.example", HOME),
+        ("https://evil.example/products", HOME),
+        ("javascript:alert(1)", HOME),
+        # Werkzeug percent-encodes these in the Location header; any same-site page will do.
+        ("/\\evil.example", None),
+        ("/\t/evil.example", None),
+        ("/\n/evil.example", None),
+    ],
+)
+def test_next_redirects_only_to_same_site_paths(client, world, next_url, lands_on):
+    response = client.post(
+        "/login",
+        query_string={"next": next_url},
+        data={
+            "email": world.emails["requester"],
+            "password": "password",
+            "csrf_token": builders.csrf_token(client),
+        },
+    )
+    assert response.status_code == 303
+    location = response.headers["Location"]
+    assert as_a_browser_reads(location).startswith(f"{SITE}/")
+    if lands_on is not None:
+        assert location == lands_on
+
+
+def test_signing_in_returns_to_the_page_asked_for(client, world):
+    response = client.get(f"/products/{world.plate}")
+    assert response.status_code == 302
+    login_url = response.headers["Location"]
+    assert parse_qs(urlsplit(login_url).query)["next"] == [f"/products/{world.plate}"]
+    response = client.post(
+        login_url,
+        data={
+            "email": world.emails["contact"],
+            "password": "password",
+            "csrf_token": builders.csrf_token(client),
+        },
+    )
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"/products/{world.plate}"
+
+
+def test_sign_out_is_post_only(client, world):
+    sign_in(client, world, "requester")
+    assert client.get("/logout").status_code == 405
+    assert signed_in(client)
+
+    response = builders.post(client, "/logout")
+
+    assert response.status_code == 303
+    with client.session_transaction() as session:
+        assert "_user_id" not in session
+    assert not signed_in(client)
