@@ -722,7 +722,6 @@ def test_form_offers_four_namespaces_with_default_quotas_preselected(client, own
     ("role", "clusters"),
     [
         (Role.USER, NON_LAB_CLUSTERS),
-        (Role.SUPPORT, NON_LAB_CLUSTERS),
         (Role.SUPER_ADMIN, NON_LAB_CLUSTERS + LAB_CLUSTERS),
     ],
 )
