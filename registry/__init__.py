@@ -36,6 +36,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .notifications import bp as notifications_bp
     from .notifications.sender import install_commit_hook
     from .products import bp as products_bp
+    from .provisioning import bp as provisioning_bp
+    from .provisioning.messaging import install_commit_hook as install_relay_hook
     from .reference import bp as reference_bp
     from .requests import bp as requests_bp
 
@@ -47,6 +49,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         admin_bp,
         history_bp,
         notifications_bp,
+        provisioning_bp,
     ):
         app.register_blueprint(blueprint)
     register_cli(app)
@@ -54,6 +57,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_filters(app)
     app.after_request(add_vary)
     install_commit_hook()
+    install_relay_hook()
 
     @app.get("/")
     def index():

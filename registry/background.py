@@ -1,4 +1,4 @@
-"""Background work of a serving process: the outbox sender (and, later, the NATS bridge).
+"""Background work of a serving process: the mail sender, and the NATS relay and bridge.
 
 Started by the serving entry points (wsgi.py, the ``dev`` and ``worker`` commands), never by
 ``create_app`` and at most once per process.
@@ -7,6 +7,7 @@ Started by the serving entry points (wsgi.py, the ``dev`` and ``worker`` command
 import threading
 
 from .notifications.sender import SenderThread
+from .provisioning.messaging import NatsWorker
 
 _lock = threading.Lock()
 _threads: list[threading.Thread] = []
@@ -15,9 +16,14 @@ _threads: list[threading.Thread] = []
 def start(app) -> list[threading.Thread]:
     with _lock:
         if not _threads:
-            sender = SenderThread(app)
-            sender.start()
-            _threads.append(sender)
+            if not app.config["NATS_URL"]:
+                raise RuntimeError(
+                    "REGISTRY_NATS_URL is not set: approved requests could not reach the "
+                    "provisioner. Set it (the `dev` command starts a local nats-server)."
+                )
+            for thread in (SenderThread(app), NatsWorker(app)):
+                thread.start()
+                _threads.append(thread)
         return list(_threads)
 
 

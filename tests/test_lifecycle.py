@@ -1,6 +1,7 @@
 """The request lifecycle: the transition table, its events, and what the database refuses."""
 
 import itertools
+import json
 
 import pytest
 from sqlalchemy import func, select, text, update
@@ -29,17 +30,37 @@ def _events(request_id):
     )
 
 
+def _report(req, cluster, status, message=""):
+    from registry.provisioning import contract
+    from registry.provisioning import services as provisioning
+
+    body = contract.report_body(req.product.licence_plate, cluster, req.id, status, message)
+    provisioning.apply_report(contract.parse_report(json.dumps(body)))
+
+
 def _request_in(status, requester, admin):
-    """A committed create request brought to ``status`` through the services."""
-    req = builders.submit(requester)
-    if status == S.APPROVED:
-        services.decide(req.id, admin, approve=True)
-    elif status == S.REJECTED:
+    """A committed create request for a gold product (two clusters), brought to ``status``
+    through the services, as people and the provisioner would."""
+    req = builders.submit(requester, cluster_name="gold")
+    if status == S.REJECTED:
         services.decide(req.id, admin, approve=False, comment="Use the existing product.")
     elif status == S.CANCELLED:
         services.cancel(req.id, requester)
+    elif status is not None and status != S.PENDING:
+        services.decide(req.id, admin, approve=True)
+        if status == S.PROVISIONING:
+            _report(req, "gold", "workflow_started")
+        elif status == S.PARTIALLY_PROVISIONED:
+            _report(req, "gold", "provisioned")
+        elif status == S.PROVISIONED:
+            _report(req, "gold", "provisioned")
+            _report(req, "golddr", "provisioned")
+        elif status == S.FAILED:
+            _report(req, "golddr", "failed", "quota service down")
     db.session.commit()
-    return db.session.get(Request, req.id)
+    req = db.session.get(Request, req.id)
+    assert req.status == (status or S.PENDING)
+    return req
 
 
 def test_submitting_creates_a_pending_request_and_its_first_event(owner):
@@ -51,26 +72,29 @@ def test_submitting_creates_a_pending_request_and_its_first_event(owner):
     assert (event.from_status, event.to_status, event.actor_id) == (None, "pending", owner.id)
 
 
-@pytest.mark.parametrize(
-    ("move", "product_status"),
-    [
-        ((S.PENDING, S.APPROVED), ProductStatus.APPROVED),
-        ((S.PENDING, S.REJECTED), ProductStatus.DELETED),
-        ((S.PENDING, S.CANCELLED), ProductStatus.DELETED),
-    ],
-)
-def test_every_allowed_move_works_and_writes_its_event(move, product_status, owner, admin):
-    start, to = move
+PRODUCT_AFTER = {
+    S.APPROVED: ProductStatus.APPROVED,
+    S.REJECTED: ProductStatus.DELETED,
+    S.CANCELLED: ProductStatus.DELETED,
+    S.PROVISIONED: ProductStatus.PROVISIONED,
+}
+
+
+@pytest.mark.parametrize(("start", "to"), [m for m in TRANSITIONS if m[0] is not None])
+def test_every_allowed_move_works_and_writes_its_event(start, to, owner, admin):
     req = _request_in(start, owner, admin)
-    if to in (S.APPROVED, S.REJECTED):
+    product_before = req.product.status
+    if to == S.REJECTED:
         req.decided_by_id, req.decided_at = admin.id, utcnow()
         req.decision_comment = "reason"
+    if to == S.APPROVED and start == S.PENDING:
+        req.decided_by_id, req.decided_at = admin.id, utcnow()
     actor = owner if to == S.CANCELLED else admin
     transition(req, to, actor, note="moved by the test")
     db.session.commit()
 
     assert req.status == to
-    assert req.product.status == product_status
+    assert req.product.status == PRODUCT_AFTER.get(to, product_before)
     last = _events(req.id)[-1]
     assert (last.from_status, last.to_status, last.actor_id, last.note) == (
         start.value,
@@ -80,13 +104,24 @@ def test_every_allowed_move_works_and_writes_its_event(move, product_status, own
     )
 
 
-def test_the_table_covers_exactly_the_moves_the_tests_make():
+def test_the_table_is_the_lifecycle_the_domain_describes():
+    in_flight = {S.APPROVED, S.PROVISIONING, S.PARTIALLY_PROVISIONED}
     assert set(TRANSITIONS) == {
         (None, S.PENDING),
         (S.PENDING, S.APPROVED),
         (S.PENDING, S.REJECTED),
         (S.PENDING, S.CANCELLED),
+        (S.APPROVED, S.PROVISIONING),
+        (S.PROVISIONING, S.PROVISIONING),
+        (S.APPROVED, S.PARTIALLY_PROVISIONED),
+        (S.PROVISIONING, S.PARTIALLY_PROVISIONED),
+        (S.PARTIALLY_PROVISIONED, S.PARTIALLY_PROVISIONED),
+        *((s, S.PROVISIONED) for s in in_flight),
+        *((s, S.FAILED) for s in in_flight),
+        *((s, S.APPROVED) for s in (*in_flight, S.FAILED)),
     }
+    # Nothing leaves a final state.
+    assert not [m for m in TRANSITIONS if m[0] in (S.PROVISIONED, S.REJECTED, S.CANCELLED)]
 
 
 REFUSED = [

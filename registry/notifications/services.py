@@ -19,6 +19,8 @@ SUBJECTS = {
     "approved": "Approved: {name} ({plate})",
     "rejected": "Rejected: {name} ({plate})",
     "cancelled": "Cancelled: {name} ({plate})",
+    "provisioned": "Your namespaces are ready: {name} ({plate})",
+    "failed": "Provisioning failed: {name} ({plate})",
 }
 
 
@@ -84,9 +86,34 @@ def request_moved(request, event) -> None:
             request,
             queue_url=public_url("admin.queue"),
         )
-    elif to in ("approved", "rejected", "cancelled"):
+    elif to == "approved" and event.from_status == "pending":
+        enqueue("approved", team_addresses(request), request)
+    elif to in ("rejected", "cancelled"):
         enqueue(to, team_addresses(request), request)
+    elif to == "provisioned":
+        enqueue("provisioned", team_addresses(request), request, **_provisioned_context(request))
+    elif to == "failed":
+        enqueue(
+            "failed",
+            team_addresses(request) + reviewer_addresses(),
+            request,
+            reason=event.note,
+            step=event.step,
+            cluster=event.cluster,
+        )
     db.session.flush()
+
+
+def _provisioned_context(request) -> dict:
+    from ..reference.models import Cluster
+
+    clusters = [db.session.get(Cluster, t.cluster) for t in request.targets]
+    plate = request.product.licence_plate
+    return {
+        "namespaces": [f"{plate}-{env}" for env in ("tools", "dev", "test", "prod")],
+        "clusters": clusters,
+        "admins": request.product.contacts,
+    }
 
 
 def outgoing(status: str | None, page: int, per_page: int):

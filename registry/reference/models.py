@@ -13,6 +13,8 @@ class Cluster(db.Model):
     __tablename__ = "clusters"
 
     name: Mapped[str] = mapped_column(String(20), primary_key=True)
+    # The cluster_id of the provisioning message.
+    number: Mapped[int] = mapped_column(unique=True)
     display_name: Mapped[str] = mapped_column(String(80))
     # Lab clusters are for the platform team's experiments: only admins may place products there.
     is_lab: Mapped[bool] = mapped_column(default=False)
@@ -21,6 +23,10 @@ class Cluster(db.Model):
     paired_with: Mapped[str | None] = mapped_column(String(20))
     sort_order: Mapped[int] = mapped_column(default=0)
     active: Mapped[bool] = mapped_column(default=True)
+
+    @property
+    def console_url(self) -> str:
+        return f"https://console.apps.{self.name}.devops.gov.bc.ca"
 
 
 class Ministry(db.Model):

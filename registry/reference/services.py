@@ -19,6 +19,7 @@ def seed() -> int:
             db.session.add(
                 Cluster(
                     name=name,
+                    number=order + 1,
                     display_name=display,
                     is_lab=lab,
                     is_default=default,

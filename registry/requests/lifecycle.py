@@ -1,7 +1,7 @@
 """The request lifecycle: the one table of allowed moves and the one function that makes them.
 
 Nothing else assigns ``Request.status``. Each move appends a :class:`RequestEvent` and tells the
-notifications service, which writes the outbox rows in the same transaction.
+provisioning and notifications services, which write their outbox rows in the same transaction.
 """
 
 from ..extensions import db
@@ -10,13 +10,26 @@ from ..timeutil import utcnow
 from .models import Request, RequestEvent, RequestStatus, RequestType
 
 S = RequestStatus
+IN_FLIGHT = (S.APPROVED, S.PROVISIONING, S.PARTIALLY_PROVISIONED)
+NO_EFFECT: dict = {}
 
 # (from, to) -> what the move does to the product, by request type. ``None`` is "not yet saved".
 TRANSITIONS: dict[tuple[RequestStatus | None, RequestStatus], dict[RequestType, ProductStatus]] = {
     (None, S.PENDING): {RequestType.CREATE: ProductStatus.PENDING_APPROVAL},
+    # A super admin decides; the requester may withdraw first.
     (S.PENDING, S.APPROVED): {RequestType.CREATE: ProductStatus.APPROVED},
     (S.PENDING, S.REJECTED): {RequestType.CREATE: ProductStatus.DELETED},
     (S.PENDING, S.CANCELLED): {RequestType.CREATE: ProductStatus.DELETED},
+    # The provisioner reports steps; the same status again is one more step on the timeline.
+    (S.APPROVED, S.PROVISIONING): NO_EFFECT,
+    (S.PROVISIONING, S.PROVISIONING): NO_EFFECT,
+    (S.APPROVED, S.PARTIALLY_PROVISIONED): NO_EFFECT,
+    (S.PROVISIONING, S.PARTIALLY_PROVISIONED): NO_EFFECT,
+    (S.PARTIALLY_PROVISIONED, S.PARTIALLY_PROVISIONED): NO_EFFECT,
+    **{(s, S.PROVISIONED): {RequestType.CREATE: ProductStatus.PROVISIONED} for s in IN_FLIGHT},
+    **{(s, S.FAILED): NO_EFFECT for s in IN_FLIGHT},
+    # A super admin re-sends a failed or stuck request: a new attempt of the same request.
+    **{(s, S.APPROVED): NO_EFFECT for s in (*IN_FLIGHT, S.FAILED)},
 }
 
 
@@ -32,14 +45,19 @@ def can_transition(request: Request, to: RequestStatus) -> bool:
     return (current, to) in TRANSITIONS
 
 
-def transition(request: Request, to: RequestStatus, actor, note: str | None = None) -> RequestEvent:
+def transition(
+    request: Request, to: RequestStatus, actor, note: str | None = None, **details
+) -> RequestEvent:
     """Move ``request`` to ``to`` on behalf of ``actor`` (a user, or None for the system).
 
-    Checks the move against :data:`TRANSITIONS`, records the event, updates the product and
-    queues the notifications. Flushes; the caller commits. A concurrent move of the same request
-    fails at flush with ``StaleDataError`` (the version column), so a decision is stored once.
+    Checks the move against :data:`TRANSITIONS`, records the event (with ``details``: the
+    provisioner's ``step``, ``cluster`` and ``reported_at``), updates the product, and lets the
+    provisioning and notifications services queue their messages. Flushes; the caller commits.
+    A concurrent move of the same request fails at flush with ``StaleDataError`` (the version
+    column), so a decision is stored once.
     """
     from ..notifications import services as notifications
+    from ..provisioning import services as provisioning
 
     to = RequestStatus(to)
     current = RequestStatus(request.status) if request.status else None
@@ -60,8 +78,10 @@ def transition(request: Request, to: RequestStatus, actor, note: str | None = No
         to_status=to.value,
         note=note,
         created_at=now,
+        **details,
     )
     db.session.add(event)
     db.session.flush()
+    provisioning.request_moved(request, event)
     notifications.request_moved(request, event)
     return event

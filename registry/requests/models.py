@@ -28,7 +28,11 @@ class RequestType(enum.StrEnum):
 
 class RequestStatus(enum.StrEnum):
     PENDING = "pending"
-    APPROVED = "approved"
+    APPROVED = "approved"  # sent to the provisioner, no step reported yet
+    PROVISIONING = "provisioning"  # the provisioner reports steps
+    PARTIALLY_PROVISIONED = "partially_provisioned"  # gold done, golddr not yet (or the reverse)
+    PROVISIONED = "provisioned"
+    FAILED = "failed"  # a step failed; a super admin can re-send
     REJECTED = "rejected"
     CANCELLED = "cancelled"
 
@@ -37,6 +41,10 @@ class RequestStatus(enum.StrEnum):
         return {
             "pending": "Pending approval",
             "approved": "Approved",
+            "provisioning": "Provisioning",
+            "partially_provisioned": "Partially provisioned",
+            "provisioned": "Provisioned",
+            "failed": "Failed",
             "rejected": "Rejected",
             "cancelled": "Cancelled",
         }[self]
@@ -46,15 +54,28 @@ class RequestStatus(enum.StrEnum):
         """Who the request is waiting on, in words a product team understands."""
         return {
             "pending": "a super admin's review",
-            "approved": "the provisioner",
+            "approved": "the provisioner to start",
+            "provisioning": "the provisioner",
+            "partially_provisioned": "the provisioner on the second cluster",
+            "failed": "a super admin to fix the cause and re-send it",
         }.get(self.value)
 
 
 # A product has at most one request in these states; the partial unique index below enforces it.
-ACTIVE_STATUSES = (RequestStatus.PENDING, RequestStatus.APPROVED)
-FINAL_STATUSES = (RequestStatus.REJECTED, RequestStatus.CANCELLED)
+IN_FLIGHT_STATUSES = (
+    RequestStatus.APPROVED,
+    RequestStatus.PROVISIONING,
+    RequestStatus.PARTIALLY_PROVISIONED,
+)
+ACTIVE_STATUSES = (RequestStatus.PENDING, *IN_FLIGHT_STATUSES, RequestStatus.FAILED)
+FINAL_STATUSES = (RequestStatus.PROVISIONED, RequestStatus.REJECTED, RequestStatus.CANCELLED)
 # Statuses that exist only once an admin has decided.
-DECIDED_STATUSES = (RequestStatus.APPROVED, RequestStatus.REJECTED)
+DECIDED_STATUSES = (
+    *IN_FLIGHT_STATUSES,
+    RequestStatus.PROVISIONED,
+    RequestStatus.FAILED,
+    RequestStatus.REJECTED,
+)
 
 
 def _in(column: str, values) -> str:
@@ -107,6 +128,8 @@ class Request(db.Model):
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     decided_at: Mapped[datetime | None]
     decision_comment: Mapped[str | None] = mapped_column(Text)
+    # 1, then one more each time a super admin re-sends the request to the provisioner.
+    attempt: Mapped[int] = mapped_column(default=1, server_default="1")
     # Optimistic lock: of two writers that read the same version, the second one fails.
     version: Mapped[int] = mapped_column(default=1)
 
@@ -137,6 +160,10 @@ class Request(db.Model):
     def is_pending(self) -> bool:
         return self.status == RequestStatus.PENDING
 
+    @property
+    def is_final(self) -> bool:
+        return self.status_enum in FINAL_STATUSES
+
 
 class RequestEvent(db.Model):
     """One row per transition: the timeline and the history are read from here."""
@@ -151,10 +178,16 @@ class RequestEvent(db.Model):
     from_status: Mapped[str | None] = mapped_column(String(30))
     to_status: Mapped[str] = mapped_column(String(30))
     note: Mapped[str | None] = mapped_column(Text)
+    # For the provisioner's reports: which step, on which cluster, when it said it happened.
+    step: Mapped[str | None] = mapped_column(String(40))
+    cluster: Mapped[str | None] = mapped_column(String(20))
+    reported_at: Mapped[datetime | None]
 
     request: Mapped[Request] = relationship(back_populates="events")
     actor = relationship("User")
 
     @property
     def to_label(self) -> str:
+        if self.step and self.to_status != RequestStatus.FAILED:
+            return self.step.replace("_", " ").capitalize()
         return RequestStatus(self.to_status).label

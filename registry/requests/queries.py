@@ -31,6 +31,7 @@ def get_visible(request_id: int, user) -> Request | None:
         .options(
             *request_options(),
             selectinload(Request.events).selectinload(RequestEvent.actor),
+            selectinload(Request.targets),
         )
     )
     return db.session.scalar(query)

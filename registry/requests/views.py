@@ -1,8 +1,8 @@
-from flask import abort, flash, render_template, url_for
+from flask import abort, flash, url_for
 from flask_login import current_user, login_required
 
 from ..extensions import db
-from ..htmx import redirect_to
+from ..htmx import redirect_to, render
 from . import bp, queries, services
 
 
@@ -12,7 +12,8 @@ def detail(request_id: int):
     req = queries.get_visible(request_id, current_user)
     if req is None:
         abort(404)
-    return render_template("requests/detail.html", req=req, product=req.product)
+    # HTMX polls the live block (status and timeline) while the request is in flight.
+    return render("requests/detail.html", block="live", req=req, product=req.product)
 
 
 @bp.post("/requests/<int:request_id>/cancel")

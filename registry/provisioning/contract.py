@@ -1,0 +1,165 @@
+"""The message contracts with the provisioner (DOMAIN.md). A real provisioner depends on them:
+change a key here and a pipeline somewhere breaks."""
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+SUBJECT_PREFIX = "registry_project_provisioning_"
+STATUS_SUBJECT = "registry_project_provisioning_status"
+
+# The steps the provisioner reports, in order; "failed" may come at any point instead.
+STEPS = (
+    "workflow_started",
+    "acs_account_created",
+    "manifests_committed",
+    "pull_request_merged",
+    "namespaces_created",
+    "vault_accounts_created",
+    "artifactory_account_created",
+    "provisioned",
+)
+FAILED = "failed"
+ENVIRONMENTS = ("tools", "dev", "test", "prod")
+CONTACT_ROLES = {"owner": "owner", "primary_lead": "lead", "secondary_lead": "lead"}
+
+
+def provisioning_subject(cluster: str) -> str:
+    return f"{SUBJECT_PREFIX}{cluster}"
+
+
+def workflow_name(cluster: str, licence_plate: str, request_id: int) -> str:
+    return f"{cluster}-{licence_plate}-{request_id}"
+
+
+def clean_text(value: str) -> str:
+    """The provisioner's templates cannot take double quotes or backslashes."""
+    return value.replace('"', "").replace("\\", "").strip()
+
+
+def provisioning_message(
+    *,
+    action: str,
+    product_id: int,
+    licence_plate: str,
+    request_id: int,
+    cluster_name: str,
+    cluster_id: int,
+    data: dict,
+    alliance: str,
+    quota_numbers: dict[str, dict],
+    contact_changed: bool = False,
+) -> dict:
+    """The JSON body of one provisioning message, from the product data a request decided."""
+    namespaces = []
+    for env in ENVIRONMENTS:
+        chosen = data["namespaces"][env]
+        namespaces.append(
+            {
+                "name": f"{licence_plate}-{env}",
+                "quota": {kind: chosen[kind] for kind in ("cpu", "memory", "storage", "snapshot")},
+                "quotas": {
+                    kind: dict(quota_numbers[chosen[kind]])
+                    for kind in ("cpu", "memory", "storage", "snapshot")
+                },
+            }
+        )
+    contacts = [
+        {
+            "email": contact["email"],
+            "role": CONTACT_ROLES[role],
+            "first_name": contact["first_name"],
+            "last_name": contact["last_name"],
+        }
+        for role, contact in data["contacts"].items()
+        if contact
+    ]
+    return {
+        "action": action,
+        "profile_id": product_id,
+        "licencePlate": licence_plate,
+        "cluster_id": cluster_id,
+        "cluster_name": cluster_name,
+        "workflow": workflow_name(cluster_name, licence_plate, request_id),
+        "display_name": clean_text(data["name"]),
+        "description": clean_text(data["description"]),
+        "ministry_id": data["ministry"],
+        "merge_type": "auto",
+        "alliance": alliance,
+        "isContactChanged": contact_changed,
+        "namespaces": namespaces,
+        "contacts": contacts,
+    }
+
+
+class InvalidReport(ValueError):
+    """A status report that breaks the contract; the message says how."""
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    licence_plate: str
+    cluster: str
+    status: str
+    workflow: str | None = None
+    message: str = ""
+    occurred_at: datetime | None = None
+
+    @property
+    def request_id(self) -> int | None:
+        """The request named by the workflow ``<cluster>-<plate>-<requestId>``."""
+        if self.workflow is None:
+            return None
+        return int(self.workflow.rsplit("-", 2)[2])
+
+
+def parse_report(raw: bytes | str) -> StatusReport:
+    """Read one report from ``registry_project_provisioning_status``, or raise InvalidReport."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidReport(f"malformed JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise InvalidReport("the report must be a JSON object")
+    for key in ("prefix", "clusterName", "workflow", "status"):
+        if key not in body:
+            raise InvalidReport(f"missing field: {key}")
+        if not isinstance(body[key], str) or not body[key].strip():
+            raise InvalidReport(f"field {key} must be a non-empty string")
+    status = body["status"]
+    if status not in STEPS and status != FAILED:
+        raise InvalidReport(f"unknown status {status!r}")
+    plate, cluster, workflow = body["prefix"], body["clusterName"], body["workflow"]
+    parts = workflow.rsplit("-", 2)
+    if len(parts) != 3 or not parts[2].isdigit():
+        raise InvalidReport(f"workflow {workflow!r} is not <cluster>-<licencePlate>-<requestId>")
+    if parts[0] != cluster or parts[1] != plate:
+        raise InvalidReport(
+            f"workflow {workflow!r} does not match prefix {plate!r} and cluster {cluster!r}"
+        )
+    message = body.get("message") or ""
+    if not isinstance(message, str):
+        raise InvalidReport("field message must be a string")
+    occurred_at = None
+    if body.get("occurred_at"):
+        try:
+            occurred_at = datetime.fromisoformat(str(body["occurred_at"]).replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise InvalidReport(f"occurred_at is not ISO 8601: {body['occurred_at']!r}") from exc
+        if occurred_at.tzinfo is not None:
+            occurred_at = occurred_at.astimezone(UTC).replace(tzinfo=None)
+    return StatusReport(plate, cluster, status, workflow, message[:2000], occurred_at)
+
+
+def report_body(
+    licence_plate: str, cluster: str, request_id: int, status: str, message: str = ""
+) -> dict:
+    """A status report as the provisioner sends it (for the hand-played provisioner and tests)."""
+    return {
+        "prefix": licence_plate,
+        "clusterName": cluster,
+        "workflow": workflow_name(cluster, licence_plate, request_id),
+        "status": status,
+        "message": message,
+        "occurred_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+    }

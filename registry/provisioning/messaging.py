@@ -1,0 +1,330 @@
+"""The NATS side: the stream, the relay that publishes the outbox, the bridge that applies reports.
+
+nats-py is asyncio: :class:`NatsWorker` runs one event loop in a daemon thread with two tasks.
+Database work runs in that thread inside an app context per message, through the same service
+functions the views call. Any number of workers may run at once: the relay claims outbox rows
+(``FOR UPDATE SKIP LOCKED`` and a conditional claim), JetStream drops a re-published message by
+its ``Nats-Msg-Id``, the bridge shares one durable pull consumer, and reports are idempotent.
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+import threading
+from datetime import timedelta
+
+import nats
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm.exc import StaleDataError
+
+from ..extensions import db
+from ..timeutil import utcnow
+from . import contract, services
+from .models import MessageStatus, OutboxMessage
+
+log = logging.getLogger(__name__)
+
+# Set after a commit that wrote provisioning messages: the relay publishes at once.
+wake = threading.Event()
+
+CLAIM_SECONDS = 60
+BATCH = 50
+
+
+def stream_config(app) -> StreamConfig:
+    """The stream that keeps every registry subject: requests to the provisioner and its reports."""
+    return StreamConfig(
+        name=app.config["NATS_STREAM"],
+        subjects=[f"{contract.SUBJECT_PREFIX}*"],
+        storage=StorageType.FILE,
+        retention=RetentionPolicy.LIMITS,
+        max_age=app.config["NATS_STREAM_MAX_AGE_DAYS"] * 86400,
+        duplicate_window=app.config["NATS_DUPLICATE_WINDOW_SECONDS"],
+    )
+
+
+async def ensure_stream(js, app) -> None:
+    """Create the stream, or bring an existing one's subjects and limits up to date."""
+    config = stream_config(app)
+    try:
+        await js.stream_info(config.name)
+    except NotFoundError:
+        await js.add_stream(config)
+        log.info("Created stream %s", config.name)
+    else:
+        await js.update_stream(config)
+
+
+# --- the relay: outbox -> JetStream -------------------------------------------------------
+
+
+def _claimable(now):
+    return (
+        OutboxMessage.status == MessageStatus.PENDING.value,
+        OutboxMessage.next_attempt_at <= now,
+        or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),
+    )
+
+
+def claim_due(limit: int = BATCH) -> list[OutboxMessage]:
+    now = utcnow()
+    ids = db.session.scalars(
+        select(OutboxMessage.id)
+        .where(*_claimable(now))
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    claimed = []
+    for message_id in ids:
+        result = db.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id, *_claimable(now))
+            .values(claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
+        )
+        if result.rowcount == 1:
+            claimed.append(message_id)
+    db.session.commit()
+    return [db.session.get(OutboxMessage, i) for i in claimed]
+
+
+def backoff(attempts: int, app) -> timedelta:
+    base, ceiling = app.config["NATS_RETRY_BASE_SECONDS"], app.config["NATS_RETRY_MAX_SECONDS"]
+    return timedelta(seconds=min(base * 2 ** max(attempts - 1, 0), ceiling))
+
+
+async def publish(js, message: OutboxMessage, timeout: float = 5.0):
+    """Publish one outbox message; JetStream keeps it once per Nats-Msg-Id."""
+    return await js.publish(
+        message.subject,
+        json.dumps(message.payload).encode(),
+        timeout=timeout,
+        headers={"Nats-Msg-Id": message.message_id},
+    )
+
+
+async def relay_once(js, app) -> int:
+    """Publish every due outbox message; mark each sent only after JetStream acknowledged it."""
+    sent = 0
+    with app.app_context():
+        for message in claim_due():
+            message.attempts += 1
+            try:
+                ack = await publish(js, message)
+            except Exception as exc:  # any failure means "not stored yet"
+                message.last_error = f"{type(exc).__name__}: {exc}"
+                message.next_attempt_at = utcnow() + backoff(message.attempts, app)
+                message.claimed_until = None
+                db.session.commit()
+                log.info("Provisioning message %s not published: %s", message.id, exc)
+                break  # NATS is away: leave the rest for the next round
+            message.status = MessageStatus.SENT.value
+            message.sent_at = utcnow()
+            message.stream_sequence = ack.seq
+            message.last_error = None
+            message.claimed_until = None
+            db.session.commit()
+            sent += 1
+    return sent
+
+
+def next_due_in(app, default: float) -> float:
+    with app.app_context():
+        due = db.session.scalar(
+            select(OutboxMessage.next_attempt_at)
+            .where(OutboxMessage.status == MessageStatus.PENDING.value)
+            .order_by(OutboxMessage.next_attempt_at)
+            .limit(1)
+        )
+        db.session.rollback()
+    if due is None:
+        return default
+    return max(0.05, min(default, (due - utcnow()).total_seconds()))
+
+
+# --- the bridge: JetStream -> database ----------------------------------------------------
+
+ACK, TERM, RETRY = "ack", "term", "retry"
+
+
+def handle_report(app, data: bytes, subject: str | None = None, sequence=None, delivered=None):
+    """Apply one status message in its own app context; returns what to tell JetStream.
+
+    ACK once the transaction has committed (applied, or a harmless repeat). TERM once an
+    unusable message is stored in the dead-letter table, so it is never redelivered. RETRY when
+    the database could not be reached or another worker won a race: the message comes back.
+    """
+    with app.app_context():
+        try:
+            report = contract.parse_report(data)
+            outcome = services.apply_report(report)
+            db.session.commit()
+            log.debug("Report %s: %s", report.workflow, outcome)
+            return ACK
+        except (contract.InvalidReport, services.Unprocessable) as exc:
+            db.session.rollback()
+            services.dead_letter("nats", data, str(exc), subject, sequence, delivered)
+            db.session.commit()
+            log.warning("Dead-lettered a status message: %s", exc)
+            return TERM
+        except (StaleDataError, OperationalError) as exc:
+            db.session.rollback()
+            log.info("Status message will be retried: %s", exc)
+            return RETRY
+        finally:
+            db.session.remove()
+
+
+async def consume(js, app, stopping: asyncio.Event, batch: int = 20) -> None:
+    subscription = await js.pull_subscribe(
+        contract.STATUS_SUBJECT,
+        durable=app.config["NATS_BRIDGE_DURABLE"],
+        stream=app.config["NATS_STREAM"],
+        config=ConsumerConfig(
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=30,
+            max_deliver=-1,
+            filter_subject=contract.STATUS_SUBJECT,
+        ),
+    )
+    while not stopping.is_set():
+        try:
+            messages = await subscription.fetch(batch=batch, timeout=1)
+        except NatsTimeout:
+            continue
+        for msg in messages:
+            meta = msg.metadata
+            verdict = handle_report(
+                app, msg.data, msg.subject, meta.sequence.stream, meta.num_delivered
+            )
+            if verdict == ACK:
+                await msg.ack()
+            elif verdict == TERM:
+                await msg.term()
+            else:
+                await msg.nak(delay=min(2**meta.num_delivered, 30) / 10)
+
+
+# --- the worker thread -------------------------------------------------------------------
+
+
+class NatsWorker(threading.Thread):
+    """One event loop in a daemon thread: connects (and reconnects), ensures the stream, then
+    runs the relay and the bridge until stopped."""
+
+    def __init__(self, app, relay: bool = True, bridge: bool = True):
+        super().__init__(name="nats-worker", daemon=True)
+        self.app = app
+        self.relay, self.bridge = relay, bridge
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.stopping: asyncio.Event | None = None
+        self.ready = threading.Event()  # connected, stream ensured, consumer bound
+
+    def run(self) -> None:
+        asyncio.run(self._main())
+
+    def stop(self, timeout: float = 10) -> None:
+        if self.loop is not None and self.stopping is not None:
+            self.loop.call_soon_threadsafe(self.stopping.set)
+        wake.set()
+        self.join(timeout)
+
+    async def _main(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.stopping = asyncio.Event()
+        url = self.app.config["NATS_URL"]
+        delay = 0.5
+        while not self.stopping.is_set():
+            try:
+                nc = await nats.connect(
+                    url,
+                    name="product-registry",
+                    connect_timeout=2,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=1,
+                )
+                break
+            except Exception as exc:  # NATS away at start: keep trying
+                log.warning("NATS at %s not reachable (%s); retrying in %.1fs", url, exc, delay)
+                await self._sleep(delay)
+                delay = min(delay * 2, 15)
+        else:
+            return
+        js = nc.jetstream()
+        tasks = []
+        try:
+            await self._retrying(lambda: ensure_stream(js, self.app))
+            if self.relay:
+                tasks.append(asyncio.create_task(self._relay_loop(js)))
+            if self.bridge:
+                tasks.append(asyncio.create_task(self._bridge_loop(js)))
+            self.ready.set()
+            await self.stopping.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await nc.close()
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+
+    async def _retrying(self, make_coroutine) -> None:
+        delay = 0.5
+        while not self.stopping.is_set():
+            try:
+                return await make_coroutine()
+            except Exception as exc:
+                log.warning("NATS call failed (%s); retrying in %.1fs", exc, delay)
+                await self._sleep(delay)
+                delay = min(delay * 2, 15)
+
+    async def _relay_loop(self, js) -> None:
+        poll = self.app.config["NATS_RELAY_POLL_SECONDS"]
+        while not self.stopping.is_set():
+            wake.clear()
+            try:
+                while await relay_once(js, self.app):
+                    pass
+                wait = next_due_in(self.app, poll)
+            except Exception:
+                log.exception("Relay round failed")
+                wait = poll
+            # The commit hook sets a threading.Event; wait for it without blocking the loop.
+            await asyncio.to_thread(wake.wait, wait)
+
+    async def _bridge_loop(self, js) -> None:
+        while not self.stopping.is_set():
+            try:
+                await consume(js, self.app, self.stopping)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("Bridge stopped; starting again")
+                await self._sleep(1)
+
+
+def install_commit_hook() -> None:
+    """Wake the relay after any commit that wrote provisioning messages."""
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    if event.contains(Session, "after_commit", _after_commit):
+        return
+    event.listen(Session, "after_commit", _after_commit)
+    event.listen(Session, "after_rollback", _after_rollback)
+
+
+def _after_commit(session) -> None:
+    if session.info.pop(services.OUTBOX_FLAG, False):
+        wake.set()
+
+
+def _after_rollback(session) -> None:
+    session.info.pop(services.OUTBOX_FLAG, None)

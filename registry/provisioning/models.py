@@ -1,0 +1,118 @@
+"""What travels between the registry and the provisioner, and what we keep of it."""
+
+import enum
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from ..timeutil import utcnow
+from .contract import STEPS
+
+
+class MessageStatus(enum.StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+
+
+class OutboxMessage(db.Model):
+    """A provisioning message: written with the approval, published to JetStream after commit."""
+
+    __tablename__ = "outbox_messages"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'sent')", name="status_known"),
+        CheckConstraint("status <> 'sent' OR sent_at IS NOT NULL", name="sent_has_time"),
+        Index("ix_outbox_messages_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # The Nats-Msg-Id header: JetStream stores a message once per id within its duplicate window,
+    # so a relay that dies between publishing and marking sent cannot store it twice. A UUID,
+    # not the row number, so that a database started afresh can never collide with old ids.
+    message_id: Mapped[str] = mapped_column(
+        String(36), unique=True, default=lambda: str(uuid.uuid4())
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"), index=True)
+    subject: Mapped[str] = mapped_column(String(120))
+    payload: Mapped[dict] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(10), default=MessageStatus.PENDING.value)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None]
+    stream_sequence: Mapped[int | None]
+
+
+class ProvisioningTarget(db.Model):
+    """One cluster a request is provisioned on (gold also has golddr), and how far it has got."""
+
+    __tablename__ = "provisioning_targets"
+    __table_args__ = (
+        UniqueConstraint("request_id", "cluster"),
+        CheckConstraint(
+            "step IS NULL OR step IN (" + ", ".join(f"'{s}'" for s in STEPS) + ")",
+            name="step_known",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"), index=True)
+    cluster: Mapped[str] = mapped_column(ForeignKey("clusters.name"))
+    workflow: Mapped[str] = mapped_column(String(80))
+    attempt: Mapped[int] = mapped_column(default=1)
+    # The furthest step reported in this attempt; None until the first report.
+    step: Mapped[str | None] = mapped_column(String(40))
+    failed_reason: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    request = relationship("Request", backref="targets")
+
+    @property
+    def step_index(self) -> int:
+        return STEPS.index(self.step) if self.step else -1
+
+    @property
+    def is_provisioned(self) -> bool:
+        return self.step == "provisioned"
+
+
+class DeadLetter(db.Model):
+    """A status report that could not be applied, kept with the reason instead of redelivered."""
+
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    source: Mapped[str] = mapped_column(String(10))  # "nats" or "http"
+    subject: Mapped[str | None] = mapped_column(String(200))
+    data: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    stream_sequence: Mapped[int | None]
+    delivered: Mapped[int | None]
+
+
+class ServiceAccount(db.Model):
+    """A machine account (the provisioner's pipeline) calling the HTTP API with a bearer token."""
+
+    __tablename__ = "service_accounts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    # SHA-256 of the token: tokens are 256 random bits, so a slow password hash adds nothing.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    last_used_at: Mapped[datetime | None]
+    active: Mapped[bool] = mapped_column(default=True)

@@ -1,0 +1,283 @@
+"""Provisioning: the messages an approval sends, and what the provisioner's reports do.
+
+Every status change goes through ``requests.lifecycle.transition``; this module decides which
+one a report calls for, and refuses to move a request backwards or apply a report twice.
+"""
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from ..extensions import db
+from ..products.models import Product
+from ..reference.models import Cluster, Ministry, QuotaOption
+from ..requests.lifecycle import IN_FLIGHT, transition
+from ..requests.models import Request, RequestStatus
+from ..timeutil import utcnow
+from . import contract
+from .models import DeadLetter, OutboxMessage, ProvisioningTarget, ServiceAccount
+
+# The session flag that wakes the relay after a commit that wrote provisioning messages.
+OUTBOX_FLAG = "provisioning_outbox_written"
+
+
+class Unprocessable(Exception):
+    """A report that cannot be applied: it goes to the dead-letter table with this reason."""
+
+
+class NotAwaiting(Unprocessable):
+    """The plate exists but has no request waiting for the provisioner."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    applied: bool
+    request_id: int
+    status: str
+    detail: str = ""
+
+
+def target_clusters(cluster: Cluster) -> list[str]:
+    """The clusters a product on ``cluster`` is built on: gold also on golddr."""
+    return [cluster.name] + ([cluster.paired_with] if cluster.paired_with else [])
+
+
+def request_moved(request: Request, event) -> None:
+    """Called by the lifecycle for every transition: an approval (or a re-send) publishes."""
+    if event.to_status == RequestStatus.APPROVED:
+        _send(request, resend=event.from_status != RequestStatus.PENDING)
+
+
+def _send(request: Request, resend: bool) -> None:
+    product = request.product
+    data = request.decision_data or request.requested_data
+    cluster = db.session.get(Cluster, product.cluster_name)
+    ministry = db.session.get(Ministry, data["ministry"])
+    targets = {t.cluster: t for t in request.targets}
+    for name in target_clusters(cluster):
+        target = targets.get(name)
+        if target is None:
+            target = ProvisioningTarget(
+                request=request,
+                cluster=name,
+                workflow=contract.workflow_name(name, product.licence_plate, request.id),
+                attempt=request.attempt,
+            )
+            db.session.add(target)
+        elif target.is_provisioned:
+            continue  # a re-send only repeats what is not done
+        else:
+            target.attempt, target.step, target.failed_reason = request.attempt, None, None
+            target.updated_at = utcnow()
+        message = contract.provisioning_message(
+            action=request.type,
+            product_id=product.id,
+            licence_plate=product.licence_plate,
+            request_id=request.id,
+            cluster_name=name,
+            cluster_id=db.session.get(Cluster, name).number,
+            data=data,
+            alliance=ministry.alliance,
+            quota_numbers=_quota_numbers(data),
+        )
+        db.session.add(
+            OutboxMessage(
+                request_id=request.id, subject=contract.provisioning_subject(name), payload=message
+            )
+        )
+    db.session.info[OUTBOX_FLAG] = True
+    db.session.flush()
+
+
+def _quota_numbers(data: dict) -> dict[str, dict]:
+    names = {name for quotas in data["namespaces"].values() for name in quotas.values()}
+    options = db.session.scalars(select(QuotaOption).where(QuotaOption.name.in_(names)))
+    return {o.name: o.quotas for o in options}
+
+
+def _lock_request(request_id: int) -> Request | None:
+    return db.session.scalar(
+        select(Request)
+        .where(Request.id == request_id)
+        .options(
+            selectinload(Request.product).selectinload(Product.contacts),
+            selectinload(Request.targets),
+            selectinload(Request.requested_by),
+        )
+        .with_for_update(of=Request)
+        .execution_options(populate_existing=True)
+    )
+
+
+def apply_report(report: contract.StatusReport) -> Outcome:
+    """Apply one status report from the provisioner. Flushes; the caller commits.
+
+    Idempotent: a step already passed (a repeat, a late or out-of-order report) changes nothing,
+    and a request never moves backwards. Raises :class:`Unprocessable` for a report that names
+    no request of ours, or one that is not waiting for the provisioner.
+    """
+    product = db.session.scalar(
+        select(Product).where(Product.licence_plate == report.licence_plate)
+    )
+    if product is None:
+        raise Unprocessable(f"unknown licence plate {report.licence_plate!r}")
+    request = _lock_request(report.request_id)
+    if request is None or request.product_id != product.id:
+        raise Unprocessable(
+            f"workflow {report.workflow!r} names no request of product {product.licence_plate}"
+        )
+    target = next((t for t in request.targets if t.cluster == report.cluster), None)
+    if target is None:
+        raise NotAwaiting(
+            f"request {request.id} has no provisioning on cluster {report.cluster!r}"
+            f" (status {request.status})"
+        )
+    status = RequestStatus(request.status)
+    if status not in IN_FLIGHT:
+        if status in (RequestStatus.PROVISIONED, RequestStatus.FAILED):
+            # A repeat or a straggler of a request that has already ended or stopped.
+            return Outcome(False, request.id, request.status, "request no longer in flight")
+        raise NotAwaiting(f"request {request.id} is {request.status}, not awaiting provisioning")
+
+    if report.status == contract.FAILED:
+        if target.is_provisioned:
+            return Outcome(False, request.id, request.status, "cluster already provisioned")
+        target.failed_reason = report.message or "The provisioner reported a failure."
+        target.updated_at = utcnow()
+        transition(
+            request,
+            RequestStatus.FAILED,
+            None,
+            note=target.failed_reason,
+            step=target.step,
+            cluster=report.cluster,
+            reported_at=report.occurred_at,
+        )
+        return Outcome(True, request.id, request.status)
+
+    index = contract.STEPS.index(report.status)
+    if index <= target.step_index:
+        return Outcome(False, request.id, request.status, "step already passed")
+    target.step = report.status
+    target.updated_at = utcnow()
+    if target.is_provisioned:
+        waiting = [t.cluster for t in request.targets if not t.is_provisioned]
+        to = RequestStatus.PARTIALLY_PROVISIONED if waiting else RequestStatus.PROVISIONED
+        note = report.message or (
+            f"Provisioned on {report.cluster}; waiting on {', '.join(waiting)}."
+            if waiting
+            else f"Provisioned on {report.cluster}."
+        )
+    else:
+        to = (
+            RequestStatus.PROVISIONING
+            if status == RequestStatus.APPROVED
+            else RequestStatus(request.status)
+        )
+        note = report.message or None
+    transition(
+        request,
+        to,
+        None,
+        note=note,
+        step=report.status,
+        cluster=report.cluster,
+        reported_at=report.occurred_at,
+    )
+    return Outcome(True, request.id, request.status)
+
+
+def provisioned_by_callback(licence_plate: str, cluster: str) -> Outcome:
+    """The HTTP callback: the same as a ``provisioned`` report for the plate's active request."""
+    product = db.session.scalar(select(Product).where(Product.licence_plate == licence_plate))
+    if product is None:
+        raise Unprocessable(f"unknown licence plate {licence_plate!r}")
+    request = db.session.scalar(
+        select(Request)
+        .where(Request.product_id == product.id)
+        .order_by(Request.created_at.desc(), Request.id.desc())
+        .limit(1)
+    )
+    if request is None:
+        raise NotAwaiting(f"{licence_plate} has no request")
+    report = contract.StatusReport(
+        licence_plate=licence_plate,
+        cluster=cluster,
+        status="provisioned",
+        workflow=contract.workflow_name(cluster, licence_plate, request.id),
+        message="Reported provisioned over HTTP.",
+        occurred_at=utcnow(),
+    )
+    return apply_report(report)
+
+
+def resend(request_id: int, actor) -> Request:
+    """A super admin sends a failed or stuck request to the provisioner again: a new attempt."""
+    request = _lock_request(request_id)
+    if request is None:
+        raise LookupError(request_id)
+    if not actor.is_super_admin:
+        raise PermissionError("Only super admins re-send requests.")
+    status = RequestStatus(request.status)
+    if status not in (*IN_FLIGHT, RequestStatus.FAILED):
+        raise ValueError(f"A {status.label.lower()} request cannot be re-sent.")
+    request.attempt += 1
+    transition(
+        request,
+        RequestStatus.APPROVED,
+        actor,
+        note=f"Re-sent to the provisioner: attempt {request.attempt}.",
+    )
+    return request
+
+
+def dead_letter(
+    source: str, data: bytes | str, reason: str, subject=None, sequence=None, delivered=None
+) -> DeadLetter:
+    """Keep a report that cannot be applied, with the reason, for a super admin to look at."""
+    text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
+    letter = DeadLetter(
+        source=source,
+        subject=subject,
+        data=text[:20000],
+        reason=reason[:2000],
+        stream_sequence=sequence,
+        delivered=delivered,
+    )
+    db.session.add(letter)
+    db.session.flush()
+    return letter
+
+
+def dead_letters(page: int, per_page: int):
+    query = select(DeadLetter).order_by(DeadLetter.id.desc())
+    return db.paginate(query, page=page, per_page=per_page, error_out=False)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_service_account(name: str) -> tuple[ServiceAccount, str]:
+    """A provisioner service account and its bearer token, which is shown once and kept hashed."""
+    token = "prs_" + secrets.token_urlsafe(32)
+    account = ServiceAccount(name=name, token_hash=hash_token(token))
+    db.session.add(account)
+    db.session.flush()
+    return account, token
+
+
+def service_account_for(token: str) -> ServiceAccount | None:
+    if not token:
+        return None
+    account = db.session.scalar(
+        select(ServiceAccount).where(
+            ServiceAccount.token_hash == hash_token(token), ServiceAccount.active.is_(True)
+        )
+    )
+    if account is not None:
+        account.last_used_at = utcnow()
+    return account
