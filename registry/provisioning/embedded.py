@@ -56,9 +56,20 @@ def start(data_dir: Path, port: int | None = None) -> tuple[subprocess.Popen, st
     if port is None or not port_is_free(port):
         port = free_port()
     process = subprocess.Popen(  # noqa: S603 - our own binary, fixed arguments
-        [binary(), "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(data_dir)],
+        [
+            binary(),
+            "-js",
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-sd",
+            str(data_dir),
+            "-l",
+            str(data_dir / "nats-server.log"),
+        ],
         stdout=subprocess.DEVNULL,
-        stderr=(data_dir / "nats-server.log").open("ab"),
+        stderr=subprocess.DEVNULL,
     )
     atexit.register(process.terminate)
     wait_for_port(port)

@@ -36,11 +36,22 @@ CLAIM_SECONDS = 60
 BATCH = 50
 
 
+def stream_subjects(app) -> list[str]:
+    """Every registry subject. The contract's subjects have no dots, so a NATS wildcard (which
+    matches whole dot-separated tokens) cannot cover them: one subject per cluster, from the
+    clusters table, and the status subject."""
+    from ..reference.models import Cluster
+
+    with app.app_context():
+        clusters = db.session.scalars(select(Cluster.name).order_by(Cluster.number)).all()
+    return [contract.provisioning_subject(c) for c in clusters] + [contract.STATUS_SUBJECT]
+
+
 def stream_config(app) -> StreamConfig:
     """The stream that keeps every registry subject: requests to the provisioner and its reports."""
     return StreamConfig(
         name=app.config["NATS_STREAM"],
-        subjects=[f"{contract.SUBJECT_PREFIX}*"],
+        subjects=stream_subjects(app),
         storage=StorageType.FILE,
         retention=RetentionPolicy.LIMITS,
         max_age=app.config["NATS_STREAM_MAX_AGE_DAYS"] * 86400,
