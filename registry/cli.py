@@ -11,7 +11,7 @@ from flask import current_app
 from flask_migrate import upgrade
 from werkzeug.serving import run_simple
 
-from . import background
+from . import background, config
 from .auth import services as accounts
 from .auth.models import Role
 from .extensions import db
@@ -59,6 +59,9 @@ def register(app) -> None:
             raise click.ClickException("`dev` is for development; use wsgi.py in production.")
         prepare_database()
         app = current_app._get_current_object()
+        if app.config["PUBLIC_URL"] == config.Defaults.PUBLIC_URL:
+            # Links in mail should reach this server, on whatever port it was given.
+            app.config["PUBLIC_URL"] = f"http://{host}:{port}"
         if not app.config["NATS_URL"]:
             _, app.config["NATS_URL"] = embedded_nats.start(
                 Path(app.instance_path) / "nats", app.config["EMBEDDED_NATS_PORT"]

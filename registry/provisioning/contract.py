@@ -20,6 +20,16 @@ STEPS = (
     "provisioned",
 )
 FAILED = "failed"
+STEP_LABELS = {
+    "workflow_started": "Workflow started",
+    "acs_account_created": "ACS account created",
+    "manifests_committed": "Manifests committed to GitOps",
+    "pull_request_merged": "Pull request merged",
+    "namespaces_created": "Namespaces created",
+    "vault_accounts_created": "Vault accounts created",
+    "artifactory_account_created": "Artifactory account created",
+    "provisioned": "Provisioned",
+}
 ENVIRONMENTS = ("tools", "dev", "test", "prod")
 CONTACT_ROLES = {"owner": "owner", "primary_lead": "lead", "secondary_lead": "lead"}
 

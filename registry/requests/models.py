@@ -189,5 +189,7 @@ class RequestEvent(db.Model):
     @property
     def to_label(self) -> str:
         if self.step and self.to_status != RequestStatus.FAILED:
-            return self.step.replace("_", " ").capitalize()
+            from ..provisioning.contract import STEP_LABELS
+
+            return STEP_LABELS.get(self.step, self.step)
         return RequestStatus(self.to_status).label
