@@ -23,7 +23,7 @@ browser:
 
 ## Install and start the whole system on embedded defaults (SQLite, development mailbox).
 run: install
-	$(BIN)/flask --app registry dev --host $(HOST) --port $(PORT)
+	$(BIN)/flask --app registry dev --host $(HOST) --port $(PORT) $(DEV_ARGS)
 
 ## Install the test dependencies and run the tests (REGISTRY_TEST_DATABASE_URL for PostgreSQL).
 test: install-test browser

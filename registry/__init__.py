@@ -36,6 +36,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .notifications import bp as notifications_bp
     from .notifications.sender import install_commit_hook
     from .products import bp as products_bp
+    from .provisioner import bp as provisioner_bp
     from .provisioning import bp as provisioning_bp
     from .provisioning.messaging import install_commit_hook as install_relay_hook
     from .reference import bp as reference_bp
@@ -50,6 +51,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         history_bp,
         notifications_bp,
         provisioning_bp,
+        provisioner_bp,
     ):
         app.register_blueprint(blueprint)
     register_cli(app)

@@ -15,6 +15,7 @@ from . import background, config
 from .auth import services as accounts
 from .auth.models import Role
 from .extensions import db
+from .provisioner.worker import ProvisionerWorker
 from .provisioning import embedded as embedded_nats
 from .reference import services as reference
 
@@ -52,9 +53,16 @@ def register(app) -> None:
     @app.cli.command("dev")
     @click.option("--host", default="127.0.0.1", show_default=True)
     @click.option("--port", default=5000, show_default=True, type=int)
-    def dev(host, port):
+    @click.option(
+        "--provisioner/--no-provisioner",
+        default=True,
+        show_default=True,
+        help="Run the reference provisioner; without it, play it by hand (provisioner-report).",
+    )
+    def dev(host, port, provisioner):
         """Run the whole system for development: database, reference data, demo accounts,
-        the outbox sender and the web server."""
+        a nats-server, the mail sender, the NATS relay and bridge, the reference provisioner
+        and the web server."""
         if current_app.config["ENV"] == "production":
             raise click.ClickException("`dev` is for development; use wsgi.py in production.")
         prepare_database()
@@ -73,11 +81,16 @@ def register(app) -> None:
             click.echo(f"  {role:<13} {email:<22} {password}")
         if app.config["DEV_MAILBOX"]:
             click.echo(f"Mailbox:  http://{host}:{port}/dev/mailbox")
-        click.echo(
-            "Play the provisioner: REGISTRY_NATS_URL="
-            f"{app.config['NATS_URL']} flask --app registry provisioner-report PLATE CLUSTER STEP"
-        )
         background.start(app)
+        if provisioner:
+            worker = ProvisionerWorker(app)
+            worker.start()
+            click.echo(f"Provisioner: GitOps repository {worker.repo.path}")
+        else:
+            click.echo(
+                f"Play the provisioner: REGISTRY_NATS_URL={app.config['NATS_URL']}"
+                " flask --app registry provisioner-report PLATE CLUSTER STEP"
+            )
         # run_simple, not app.run: the flask CLI ignores app.run() inside a command.
         run_simple(host, port, app, threaded=True)
 

@@ -49,6 +49,13 @@ class Defaults:
     NATS_RETRY_MAX_SECONDS = 60
     NATS_RELAY_POLL_SECONDS = 10
     EMBEDDED_NATS_PORT = 4223
+    # The reference provisioner: its GitOps repository (default instance/gitops), its durable
+    # consumer, and rules that make a chosen step fail, e.g.
+    # [{"step": "manifests_committed", "match": "^[a-f0-9]{6} Broken"}] (matched against
+    # "<licence plate> <display name>").
+    PROVISIONER_GITOPS_REPO = None
+    PROVISIONER_DURABLE = "provisioner"
+    PROVISIONER_FAIL_RULES: list = []  # noqa: RUF012
     PAGE_SIZE = 50
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"

@@ -173,3 +173,56 @@ def report_body(
         "message": message,
         "occurred_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
     }
+
+
+def validate_provisioning_message(message) -> list[str]:
+    """What is wrong with a provisioning message, by the contract (the provisioner's check)."""
+    if not isinstance(message, dict):
+        return ["the message must be a JSON object"]
+    problems = []
+    text_fields = (
+        "action",
+        "licencePlate",
+        "cluster_name",
+        "workflow",
+        "display_name",
+        "ministry_id",
+        "merge_type",
+        "alliance",
+    )
+    for key in text_fields:
+        if not isinstance(message.get(key), str) or not message.get(key):
+            problems.append(f"missing field: {key}")
+    if not isinstance(message.get("description"), str):
+        problems.append("missing field: description")
+    if problems:
+        return problems
+    if message["action"] not in ("create", "edit", "delete"):
+        problems.append(f"unknown action {message['action']!r}")
+    if not isinstance(message.get("profile_id"), int):
+        problems.append("profile_id must be a number")
+    plate, cluster = message["licencePlate"], message["cluster_name"]
+    workflow = message["workflow"].rsplit("-", 2)
+    if len(workflow) != 3 or workflow[:2] != [cluster, plate] or not workflow[2].isdigit():
+        problems.append(f"workflow {message['workflow']!r} is not {cluster}-{plate}-<requestId>")
+    namespaces = message.get("namespaces")
+    if not isinstance(namespaces, list) or [
+        n.get("name") for n in namespaces if isinstance(n, dict)
+    ] != [f"{plate}-{env}" for env in ENVIRONMENTS]:
+        problems.append("namespaces must be the four of the plate: tools, dev, test, prod")
+    else:
+        for ns in namespaces:
+            for kind in ("cpu", "memory", "storage", "snapshot"):
+                if kind not in ns.get("quota", {}) or kind not in ns.get("quotas", {}):
+                    problems.append(f"{ns['name']}: no {kind} quota")
+    contacts = message.get("contacts")
+    if not isinstance(contacts, list) or not all(
+        isinstance(c, dict) and c.get("email") and c.get("role") in ("owner", "lead")
+        for c in contacts
+    ):
+        problems.append("contacts must be a list of {email, role: owner|lead}")
+    elif [c["role"] for c in contacts].count("owner") != 1 or "lead" not in [
+        c["role"] for c in contacts
+    ]:
+        problems.append("contacts need one owner and at least one lead")
+    return problems

@@ -1,0 +1,155 @@
+"""The provisioner's NATS side: a durable JetStream consumer on the per-cluster subjects.
+
+A real pipeline (Argo Events) listens with a plain NATS subscription to the same subjects; the
+JetStream consumer here receives the same messages and survives restarts. Messages are handled
+one at a time: the GitOps repository has one working tree.
+"""
+
+import asyncio
+import json
+import logging
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import nats
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import AckPolicy, ConsumerConfig
+
+from ..provisioning import contract
+from . import workflow
+from .gitops import Repository
+
+log = logging.getLogger(__name__)
+
+
+def repository(app) -> Repository:
+    path = app.config["PROVISIONER_GITOPS_REPO"] or str(Path(app.instance_path) / "gitops")
+    return Repository(Path(path)).ensure()
+
+
+def status_body(message: dict, status: str, note: str) -> dict:
+    return {
+        "prefix": message.get("licencePlate", ""),
+        "clusterName": message.get("cluster_name", ""),
+        "workflow": message.get("workflow", ""),
+        "status": status,
+        "message": note,
+        "occurred_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+    }
+
+
+class ProvisionerWorker(threading.Thread):
+    """Runs the reference provisioner in a daemon thread with its own event loop."""
+
+    def __init__(self, app):
+        super().__init__(name="provisioner", daemon=True)
+        self.app = app
+        self.repo = repository(app)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.stopping: asyncio.Event | None = None
+        self.ready = threading.Event()
+        self.runs: list[workflow.Run] = []
+
+    def run(self) -> None:
+        asyncio.run(self._main())
+
+    def stop(self, timeout: float = 10) -> None:
+        if self.loop is not None and self.stopping is not None:
+            self.loop.call_soon_threadsafe(self.stopping.set)
+        self.join(timeout)
+
+    async def _main(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.stopping = asyncio.Event()
+        url = self.app.config["NATS_URL"]
+        nc = None
+        delay = 0.5
+        while nc is None and not self.stopping.is_set():
+            try:
+                nc = await nats.connect(
+                    url,
+                    name="reference-provisioner",
+                    connect_timeout=2,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=1,
+                )
+            except Exception as exc:  # NATS away: keep trying
+                log.warning("Provisioner cannot reach NATS (%s); retrying", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 15)
+        if nc is None:
+            return
+        try:
+            js = nc.jetstream()
+            subscription = await self._subscribe(js)
+            self.ready.set()
+            while not self.stopping.is_set():
+                try:
+                    messages = await subscription.fetch(batch=1, timeout=1)
+                except NatsTimeout:
+                    continue
+                for msg in messages:
+                    await self._handle(js, msg)
+        finally:
+            await nc.close()
+
+    async def _subscribe(self, js):
+        stream = self.app.config["NATS_STREAM"]
+        while True:
+            try:
+                info = await js.stream_info(stream)
+                break
+            except Exception as exc:  # the registry creates the stream; wait for it
+                log.info("Waiting for stream %s (%s)", stream, exc)
+                await asyncio.sleep(1)
+        subjects = [s for s in info.config.subjects if s != contract.STATUS_SUBJECT]
+        return await js.pull_subscribe(
+            subjects[0] if len(subjects) == 1 else "",
+            durable=self.app.config["PROVISIONER_DURABLE"],
+            stream=stream,
+            config=ConsumerConfig(
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=120,
+                max_deliver=-1,
+                filter_subjects=subjects if len(subjects) > 1 else None,
+            ),
+        )
+
+    async def _handle(self, js, msg) -> None:
+        try:
+            message = json.loads(msg.data)
+        except ValueError:
+            message = None
+        problems = contract.validate_provisioning_message(message)
+
+        async def publish(status: str, note: str) -> None:
+            body = status_body(message if isinstance(message, dict) else {}, status, note)
+            await js.publish(contract.STATUS_SUBJECT, json.dumps(body).encode())
+
+        if problems:
+            log.warning("Invalid provisioning message on %s: %s", msg.subject, problems)
+            if isinstance(message, dict) and message.get("workflow"):
+                await publish(
+                    contract.FAILED, "Invalid provisioning message: " + "; ".join(problems)
+                )
+            await msg.term()
+            return
+
+        loop = asyncio.get_running_loop()
+
+        def report(status: str, note: str) -> None:
+            # From the workflow's thread: publish on the loop and wait, so steps stay in order.
+            asyncio.run_coroutine_threadsafe(publish(status, note), loop).result(timeout=30)
+
+        rules = workflow.rules_from(self.app.config["PROVISIONER_FAIL_RULES"])
+        try:
+            run = await asyncio.to_thread(workflow.run, message, self.repo, report, rules)
+        except workflow.InjectedFailure as exc:
+            await publish(contract.FAILED, str(exc))
+        except Exception as exc:
+            log.exception("Workflow %s failed", message.get("workflow"))
+            await publish(contract.FAILED, f"{type(exc).__name__}: {exc}")
+        else:
+            self.runs.append(run)
+        await msg.ack()
