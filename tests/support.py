@@ -2,6 +2,7 @@
 
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import nats
 
@@ -16,7 +17,19 @@ def run_async(coroutine_function, url):
         finally:
             await nc.close()
 
-    return asyncio.run(main())
+    return in_a_thread(lambda: asyncio.run(main()))
+
+
+def in_a_thread(function, *args, **kwargs):
+    """Call ``function`` in a fresh thread and return its result (or raise its exception).
+
+    Playwright's sync API runs its event loop in a greenlet of the main thread, which leaves
+    that loop marked as running there for the rest of the session: once a browser test has run,
+    ``asyncio.run()`` on the main thread fails. Code that runs a loop of its own (nats-py
+    clients, the ``provisioner-report`` command) is called through this instead.
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(function, *args, **kwargs).result()
 
 
 def eventually(check, timeout: float = 15.0, interval: float = 0.05, message: str = ""):

@@ -1,20 +1,27 @@
 """The pages that matter, in a real Chromium: inline validation on the new product form, deciding
 requests from the review queue without a page load, and the requester reading the outcome.
 
+and the requester watching the provisioner's steps arrive on the request page.
+
 Set REGISTRY_SCREENSHOTS=/some/dir to keep screenshots of the form, the queue and a request page.
 """
 
+import json
 import os
 import re
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
+from sqlalchemy import select
 
 from registry.extensions import db
+from registry.provisioning import contract
+from registry.provisioning.models import OutboxMessage
 from registry.requests.models import Request, RequestStatus
 
 from . import builders
+from .support import eventually, run_async
 
 pytestmark = pytest.mark.browser
 
@@ -197,3 +204,94 @@ def test_admin_decides_from_the_queue_without_a_page_load_and_the_requester_sees
         screenshot(requester, "request-rejected")
     finally:
         context.close()
+
+
+# The page polls every 2 s and the bridge fetches every second: a step shows within a few.
+STEP_TIMEOUT = 10_000
+
+
+def test_the_requester_watches_each_provisioning_step_arrive_without_a_reload(
+    browser, page: Page, live_server, nats_app, nats_server, nats_worker, owner, admin, screenshot
+):
+    # The bridge (status reports -> database) and the relay (outbox -> JetStream), as served.
+    nats_worker()
+    req = builders.submit(owner, name="Salmon counts")
+    request_id, plate = req.id, req.product.licence_plate
+
+    # A super admin approves it from the queue, in a browser of their own.
+    context = browser.new_context()
+    try:
+        reviewer = context.new_page()
+        reviewer.set_default_timeout(10_000)
+        sign_in(reviewer, live_server, admin)
+        reviewer.goto(f"{live_server}/admin/queue")
+        item = reviewer.locator(f"#queue-request-{request_id}")
+        item.get_by_role("button", name="Approve").click()
+        expect(item).to_have_count(0)
+    finally:
+        context.close()
+
+    def provisioning_message_sent():
+        db.session.expire_all()
+        messages = db.session.scalars(
+            select(OutboxMessage).where(OutboxMessage.request_id == request_id)
+        ).all()
+        db.session.rollback()
+        return [m.subject for m in messages if m.status == "sent"]
+
+    assert eventually(provisioning_message_sent) == ["registry_project_provisioning_silver"]
+
+    sign_in(page, live_server, owner)
+    page.goto(f"{live_server}/requests/{request_id}")
+    live = page.locator("#request-live")
+    badge = page.locator("#request-summary .badge")
+    furthest = page.locator("table.targets tbody td").nth(2)
+    steps = page.locator("#timeline li.step")
+    expect(badge).to_have_text("Approved")
+    expect(page.locator("#request-summary .waiting")).to_have_text(
+        "Waiting on the provisioner to start."
+    )
+    expect(live).to_have_attribute("hx-trigger", "every 2s")
+    expect(furthest).to_have_text("not started")
+    expect(steps).to_have_count(0)
+    navigations = Navigations(page)
+    mark_document(page)
+
+    for done, step in enumerate(contract.STEPS, start=1):
+        body = contract.report_body(plate, "silver", request_id, step, f"Step {done} of 8.")
+        run_async(
+            lambda js, body=body: js.publish(contract.STATUS_SUBJECT, json.dumps(body).encode()),
+            nats_server.url,
+        )
+        entry = page.locator(f"#timeline li.step-{step}")
+        expect(entry).to_have_count(1, timeout=STEP_TIMEOUT)
+        expect(entry.locator(".what")).to_have_text(contract.STEP_LABELS[step])
+        expect(entry.locator(".tag")).to_have_text("silver")
+        expect(entry.locator(".note")).to_have_text(f"Step {done} of 8.")
+        # One entry per step so far, in the provisioner's order.
+        expect(steps).to_have_count(done)
+        expect(steps.last).to_have_class(re.compile(rf"\bstep-{step}\b"))
+        expect(furthest).to_have_text(re.compile(re.escape(step.replace("_", " ")), re.I))
+        if step != "provisioned":
+            expect(badge).to_have_text("Provisioning")
+            expect(page.locator("#request-summary .waiting")).to_have_text(
+                "Waiting on the provisioner."
+            )
+            expect(live).to_have_attribute("hx-trigger", "every 2s")
+        assert navigations.count == 0
+        assert document_survived(page)
+
+    expect(badge).to_have_text("Provisioned")
+    expect(page.locator("#request-summary .waiting")).to_have_count(0)
+    # Final: the fragment that replaced the live block asks for nothing more.
+    expect(live).to_have_count(1)
+    expect(page.locator("#request-live[hx-trigger]")).to_have_count(0)
+    expect(page.locator("#request-live[hx-get]")).to_have_count(0)
+    assert navigations.count == 0
+    assert document_survived(page)
+    screenshot(page, "request-provisioned")
+
+    db.session.expire_all()
+    done = db.session.get(Request, request_id)
+    assert done.status == RequestStatus.PROVISIONED
+    assert [e.step for e in done.events if e.step] == list(contract.STEPS)

@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from ..auth import services as accounts
 from ..extensions import db
+from ..provisioning.contract import STEP_LABELS
 from ..timeutil import utcnow
 from .models import EmailStatus, OutboxEmail
 
@@ -98,10 +99,9 @@ def request_moved(request, event) -> None:
             team_addresses(request) + reviewer_addresses(),
             request,
             reason=event.note,
-            step=event.step,
+            step=STEP_LABELS.get(event.step, event.step) if event.step else None,
             cluster=event.cluster,
         )
-    db.session.flush()
 
 
 def _provisioned_context(request) -> dict:

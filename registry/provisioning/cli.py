@@ -10,6 +10,7 @@ from ..extensions import db
 from ..products.models import Product
 from ..requests.models import Request
 from . import bp, contract, services
+from .models import ServiceAccount
 
 
 @bp.cli.group("service-accounts", help="Machine accounts for the HTTP API.")
@@ -21,10 +22,24 @@ def service_accounts():
 @click.argument("name")
 def create_service_account(name):
     """Create a provisioner service account and print its bearer token (shown only once)."""
+    if db.session.scalar(select(ServiceAccount.id).where(ServiceAccount.name == name)):
+        raise click.ClickException(f"A service account named {name} exists already.")
     account, token = services.create_service_account(name)
     db.session.commit()
     click.echo(f"Service account {account.name} created. Its token, shown only this once:")
     click.echo(token)
+
+
+@service_accounts.command("revoke")
+@click.argument("name")
+def revoke_service_account(name):
+    """Turn a service account off: its token stops working at once."""
+    account = db.session.scalar(select(ServiceAccount).where(ServiceAccount.name == name))
+    if account is None:
+        raise click.ClickException(f"No service account named {name}.")
+    account.active = False
+    db.session.commit()
+    click.echo(f"Service account {name} revoked.")
 
 
 @bp.cli.command("provisioner-report")

@@ -102,6 +102,10 @@ def provisioning_message(
     }
 
 
+# Request ids are 32-bit integer columns; a larger "id" in a workflow names nothing of ours.
+MAX_REQUEST_ID = 2**31
+
+
 class InvalidReport(ValueError):
     """A status report that breaks the contract; the message says how."""
 
@@ -129,6 +133,8 @@ def parse_report(raw: bytes | str) -> StatusReport:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidReport(f"malformed JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise InvalidReport("malformed JSON: nested too deeply") from exc
     if not isinstance(body, dict):
         raise InvalidReport("the report must be a JSON object")
     for key in ("prefix", "clusterName", "workflow", "status"):
@@ -136,12 +142,20 @@ def parse_report(raw: bytes | str) -> StatusReport:
             raise InvalidReport(f"missing field: {key}")
         if not isinstance(body[key], str) or not body[key].strip():
             raise InvalidReport(f"field {key} must be a non-empty string")
+        if any(ord(ch) < 32 for ch in body[key]):
+            raise InvalidReport(f"field {key} contains control characters")
     status = body["status"]
     if status not in STEPS and status != FAILED:
         raise InvalidReport(f"unknown status {status!r}")
     plate, cluster, workflow = body["prefix"], body["clusterName"], body["workflow"]
     parts = workflow.rsplit("-", 2)
-    if len(parts) != 3 or not parts[2].isdigit():
+    # ASCII digits only (str.isdigit also takes "²", which int() refuses), and an id that fits
+    # the requests table's integer column.
+    if (
+        len(parts) != 3
+        or not (parts[2].isascii() and parts[2].isdigit())
+        or int(parts[2]) >= MAX_REQUEST_ID
+    ):
         raise InvalidReport(f"workflow {workflow!r} is not <cluster>-<licencePlate>-<requestId>")
     if parts[0] != cluster or parts[1] != plate:
         raise InvalidReport(
@@ -154,11 +168,14 @@ def parse_report(raw: bytes | str) -> StatusReport:
     if body.get("occurred_at"):
         try:
             occurred_at = datetime.fromisoformat(str(body["occurred_at"]).replace("Z", "+00:00"))
-        except ValueError as exc:
+            if occurred_at.tzinfo is not None:
+                # OverflowError: a valid local time can fall outside years 1-9999 in UTC.
+                occurred_at = occurred_at.astimezone(UTC).replace(tzinfo=None)
+        except (ValueError, OverflowError) as exc:
             raise InvalidReport(f"occurred_at is not ISO 8601: {body['occurred_at']!r}") from exc
-        if occurred_at.tzinfo is not None:
-            occurred_at = occurred_at.astimezone(UTC).replace(tzinfo=None)
-    return StatusReport(plate, cluster, status, workflow, message[:2000], occurred_at)
+    # Free text from another system: no NUL or other control characters into our tables.
+    message = "".join(ch for ch in message if ch in "\n\t" or ord(ch) >= 32)[:2000]
+    return StatusReport(plate, cluster, status, workflow, message, occurred_at)
 
 
 def report_body(

@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import threading
+from dataclasses import dataclass
 from datetime import timedelta
 
 import nats
@@ -19,7 +20,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 from sqlalchemy import or_, select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm.exc import StaleDataError
 
 from ..extensions import db
@@ -160,7 +161,16 @@ def next_due_in(app, default: float) -> float:
 
 # --- the bridge: JetStream -> database ----------------------------------------------------
 
-ACK, TERM, RETRY = "ack", "term", "retry"
+ACK, TERM, RETRY, WAIT = "ack", "term", "retry", "wait"
+# A step that arrives before an earlier one of the same request (another bridge holds it, or it
+# is being retried) is put back this many times, GAP_DELAY_SECONDS apart, before it is applied
+# anyway: the earlier step then still gets onto the timeline. A provisioner that never sends some
+# steps costs its reports at most this wait.
+GAP_PATIENCE = 10
+GAP_DELAY_SECONDS = 0.02
+# A report that fails in a way no rule foresaw is tried this many times, then dead-lettered: with
+# one report in flight at a time (see consume), it would otherwise hold up every report after it.
+MAX_DELIVERIES = 5
 
 
 def handle_report(app, data: bytes, subject: str | None = None, sequence=None, delivered=None):
@@ -173,10 +183,13 @@ def handle_report(app, data: bytes, subject: str | None = None, sequence=None, d
     with app.app_context():
         try:
             report = contract.parse_report(data)
-            outcome = services.apply_report(report)
+            outcome = services.apply_report(report, wait_for_gaps=_patient(delivered))
             db.session.commit()
             log.debug("Report %s: %s", report.workflow, outcome)
             return ACK
+        except services.StepGap:
+            db.session.rollback()
+            return WAIT
         except (contract.InvalidReport, services.Unprocessable) as exc:
             db.session.rollback()
             services.dead_letter("nats", data, str(exc), subject, sequence, delivered)
@@ -187,36 +200,148 @@ def handle_report(app, data: bytes, subject: str | None = None, sequence=None, d
             db.session.rollback()
             log.info("Status message will be retried: %s", exc)
             return RETRY
+        except SQLAlchemyError as exc:
+            # The database refuses this report itself (a value it cannot store): set it aside.
+            db.session.rollback()
+            services.dead_letter(
+                "nats", data, f"the database refused it: {exc}"[:500], subject, sequence, delivered
+            )
+            db.session.commit()
+            return TERM
+        except Exception as exc:
+            # A bug, or a report no rule foresaw: never let it stop the bridge. Retried a few
+            # times in case it passes, then kept as a dead letter with what went wrong.
+            db.session.rollback()
+            if (delivered or 1) < MAX_DELIVERIES:
+                log.exception("Status message failed (delivery %s); it will be retried", delivered)
+                return RETRY
+            log.exception("Status message failed %s times; dead-lettering it", delivered)
+            reason = f"not applied after {delivered} deliveries: {type(exc).__name__}: {exc}"
+            try:
+                services.dead_letter("nats", data, reason, subject, sequence, delivered)
+                db.session.commit()
+            except Exception:
+                db.session.rollback()
+                log.exception("Could not dead-letter the status message; it will be retried")
+                return RETRY
+            return TERM
         finally:
             db.session.remove()
 
 
-async def consume(js, app, stopping: asyncio.Event, batch: int = 20) -> None:
-    subscription = await js.pull_subscribe(
-        contract.STATUS_SUBJECT,
-        durable=app.config["NATS_BRIDGE_DURABLE"],
-        stream=app.config["NATS_STREAM"],
-        config=ConsumerConfig(
-            ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=30,
-            max_deliver=-1,
-            filter_subject=contract.STATUS_SUBJECT,
-        ),
+def _patient(delivered: int | None) -> bool:
+    """Whether a step that skips an earlier one should still wait for it."""
+    return delivered is not None and delivered < GAP_PATIENCE
+
+
+@dataclass
+class Delivery:
+    data: bytes
+    subject: str | None = None
+    sequence: int | None = None
+    delivered: int | None = None
+
+
+def handle_reports(app, deliveries: list[Delivery]) -> list[str]:
+    """Apply a batch of status messages in one transaction (one commit, so one disk flush, for
+    the batch); returns a verdict per message, in order.
+
+    Reports are applied in request order (stable, so each request's own order is kept): every
+    bridge then locks requests in the same order and two bridges cannot deadlock. A report that
+    cannot be used is dead-lettered in the same transaction (apply_report refuses before it
+    writes anything). If the database fails the batch, every message is retried; if it refuses
+    one of them, each is handled on its own so the one it refuses can be set aside.
+    """
+    if len(deliveries) == 1:
+        d = deliveries[0]
+        return [handle_report(app, d.data, d.subject, d.sequence, d.delivered)]
+    verdicts: list[str] = [RETRY] * len(deliveries)
+    parsed: list[contract.StatusReport | contract.InvalidReport] = []
+    for d in deliveries:
+        try:
+            parsed.append(contract.parse_report(d.data))
+        except contract.InvalidReport as exc:
+            parsed.append(exc)
+    order = sorted(
+        range(len(deliveries)),
+        key=lambda i: parsed[i].request_id if isinstance(parsed[i], contract.StatusReport) else -1,
+    )
+    with app.app_context():
+        try:
+            locked = services.lock_for_reports(
+                [r for r in parsed if isinstance(r, contract.StatusReport)]
+            )
+            for i in order:
+                d, report = deliveries[i], parsed[i]
+                try:
+                    if isinstance(report, contract.InvalidReport):
+                        raise report
+                    services.apply_report(report, locked, wait_for_gaps=_patient(d.delivered))
+                    verdicts[i] = ACK
+                except services.StepGap:
+                    verdicts[i] = WAIT  # nothing was written for it
+                except (contract.InvalidReport, services.Unprocessable) as exc:
+                    services.dead_letter(
+                        "nats", d.data, str(exc), d.subject, d.sequence, d.delivered
+                    )
+                    log.warning("Dead-lettered a status message: %s", exc)
+                    verdicts[i] = TERM
+            db.session.commit()
+            return verdicts
+        except (StaleDataError, OperationalError) as exc:
+            db.session.rollback()
+            log.info("Status batch will be retried: %s", exc)
+            return [RETRY] * len(deliveries)
+        except SQLAlchemyError:
+            db.session.rollback()
+        finally:
+            db.session.remove()
+    return [handle_report(app, d.data, d.subject, d.sequence, d.delivered) for d in deliveries]
+
+
+def bridge_consumer_config(app) -> ConsumerConfig:
+    """The bridges' shared durable pull consumer: many reports in flight, across any number of
+    bridges. Order within a request is kept by the bridge itself: a step that skips one not yet
+    seen waits a little for it (see :data:`GAP_PATIENCE`)."""
+    durable = app.config["NATS_BRIDGE_DURABLE"]
+    return ConsumerConfig(
+        name=durable,
+        durable_name=durable,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=30,
+        max_deliver=-1,
+        max_ack_pending=1000,
+        filter_subject=contract.STATUS_SUBJECT,
+    )
+
+
+async def consume(js, app, stopping: asyncio.Event, batch: int = 50) -> None:
+    """Apply reports until ``stopping``, a batch per transaction."""
+    config = bridge_consumer_config(app)
+    # Create the durable, or bring an existing one's settings up to date (as ensure_stream does
+    # for the stream): pull_subscribe alone binds to an existing consumer as it is.
+    await js.add_consumer(app.config["NATS_STREAM"], config=config)
+    subscription = await js.pull_subscribe_bind(
+        durable=config.durable_name, stream=app.config["NATS_STREAM"]
     )
     while not stopping.is_set():
         try:
             messages = await subscription.fetch(batch=batch, timeout=1)
         except NatsTimeout:
             continue
-        for msg in messages:
+        deliveries = [
+            Delivery(m.data, m.subject, m.metadata.sequence.stream, m.metadata.num_delivered)
+            for m in messages
+        ]
+        # Acknowledged only now, after the batch's transaction has committed.
+        for msg, verdict in zip(messages, handle_reports(app, deliveries), strict=True):
             meta = msg.metadata
-            verdict = handle_report(
-                app, msg.data, msg.subject, meta.sequence.stream, meta.num_delivered
-            )
             if verdict == ACK:
                 await msg.ack()
             elif verdict == TERM:
                 await msg.term()
+            elif verdict == WAIT:
+                await msg.nak(delay=GAP_DELAY_SECONDS)
             else:
                 await msg.nak(delay=min(2**meta.num_delivered, 30) / 10)
 

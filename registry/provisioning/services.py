@@ -9,7 +9,8 @@ import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import contains_eager, joinedload, selectinload
+from sqlalchemy.orm.exc import StaleDataError
 
 from ..extensions import db
 from ..products.models import Product
@@ -30,6 +31,10 @@ class Unprocessable(Exception):
 
 class NotAwaiting(Unprocessable):
     """The plate exists but has no request waiting for the provisioner."""
+
+
+class StepGap(Exception):
+    """A step arrived before an earlier one of the same attempt: wait for that one first."""
 
 
 @dataclass(frozen=True)
@@ -99,35 +104,64 @@ def _quota_numbers(data: dict) -> dict[str, dict]:
 
 
 def _lock_request(request_id: int) -> Request | None:
+    # Only what every report needs; the contacts and the requester load only for the reports
+    # that send email (provisioned, failed). The bridge's rate depends on it.
     return db.session.scalar(
         select(Request)
         .where(Request.id == request_id)
-        .options(
-            selectinload(Request.product).selectinload(Product.contacts),
-            selectinload(Request.targets),
-            selectinload(Request.requested_by),
-        )
+        .options(selectinload(Request.targets))
         .with_for_update(of=Request)
         .execution_options(populate_existing=True)
     )
 
 
-def apply_report(report: contract.StatusReport) -> Outcome:
-    """Apply one status report from the provisioner. Flushes; the caller commits.
+def _locking(query):
+    return (
+        query.join(Request.product)
+        .options(contains_eager(Request.product), joinedload(Request.targets))
+        .with_for_update(of=Request)
+    )
+
+
+def lock_for_reports(reports: list[contract.StatusReport]) -> dict[int, Request]:
+    """Lock every request a batch of reports names, in one statement and in id order (so two
+    bridges take their locks in the same order and cannot deadlock)."""
+    ids = sorted({r.request_id for r in reports})
+    requests = db.session.scalars(
+        _locking(select(Request)).where(Request.id.in_(ids)).order_by(Request.id)
+    ).unique()
+    return {r.id: r for r in requests}
+
+
+def apply_report(
+    report: contract.StatusReport,
+    locked: dict[int, Request] | None = None,
+    wait_for_gaps: bool = False,
+) -> Outcome:
+    """Apply one status report from the provisioner. The caller flushes and commits.
 
     Idempotent: a step already passed (a repeat, a late or out-of-order report) changes nothing,
     and a request never moves backwards. Raises :class:`Unprocessable` for a report that names
-    no request of ours, or one that is not waiting for the provisioner.
+    no request of ours, or one that is not waiting for the provisioner; it raises before it
+    changes anything. ``locked``: the requests :func:`lock_for_reports` already holds.
+    ``wait_for_gaps``: raise :class:`StepGap`, changing nothing, for a step that skips one not
+    yet reported, so that the earlier one (in flight elsewhere) is not lost from the timeline.
     """
-    product = db.session.scalar(
-        select(Product).where(Product.licence_plate == report.licence_plate)
-    )
-    if product is None:
-        raise Unprocessable(f"unknown licence plate {report.licence_plate!r}")
-    request = _lock_request(report.request_id)
-    if request is None or request.product_id != product.id:
+    if locked is not None:
+        request = locked.get(report.request_id)
+    else:
+        request = (
+            db.session.scalars(_locking(select(Request)).where(Request.id == report.request_id))
+            .unique()
+            .one_or_none()
+        )
+    if request is None or request.product.licence_plate != report.licence_plate:
+        if not db.session.scalar(
+            select(Product.id).where(Product.licence_plate == report.licence_plate)
+        ):
+            raise Unprocessable(f"unknown licence plate {report.licence_plate!r}")
         raise Unprocessable(
-            f"workflow {report.workflow!r} names no request of product {product.licence_plate}"
+            f"workflow {report.workflow!r} names no request of product {report.licence_plate}"
         )
     target = next((t for t in request.targets if t.cluster == report.cluster), None)
     if target is None:
@@ -161,6 +195,8 @@ def apply_report(report: contract.StatusReport) -> Outcome:
     index = contract.STEPS.index(report.status)
     if index <= target.step_index:
         return Outcome(False, request.id, request.status, "step already passed")
+    if wait_for_gaps and index > target.step_index + 1:
+        raise StepGap(report.status)
     target.step = report.status
     target.updated_at = utcnow()
     if target.is_provisioned:
@@ -203,6 +239,11 @@ def provisioned_by_callback(licence_plate: str, cluster: str) -> Outcome:
     )
     if request is None:
         raise NotAwaiting(f"{licence_plate} has no request")
+    if request.status == RequestStatus.FAILED:
+        # Saying 204 here would tell the pipeline all is well while the request stays failed.
+        raise NotAwaiting(
+            f"request {request.id} failed; a super admin must re-send it before it can complete"
+        )
     report = contract.StatusReport(
         licence_plate=licence_plate,
         cluster=cluster,
@@ -231,6 +272,10 @@ def resend(request_id: int, actor) -> Request:
         actor,
         note=f"Re-sent to the provisioner: attempt {request.attempt}.",
     )
+    try:
+        db.session.flush()
+    except StaleDataError as exc:
+        raise ValueError("The request changed meanwhile; look at it again.") from exc
     return request
 
 
@@ -239,6 +284,7 @@ def dead_letter(
 ) -> DeadLetter:
     """Keep a report that cannot be applied, with the reason, for a super admin to look at."""
     text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
+    text = text.replace("\x00", "\\x00")  # PostgreSQL text cannot hold NUL
     letter = DeadLetter(
         source=source,
         subject=subject,

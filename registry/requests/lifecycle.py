@@ -52,9 +52,10 @@ def transition(
 
     Checks the move against :data:`TRANSITIONS`, records the event (with ``details``: the
     provisioner's ``step``, ``cluster`` and ``reported_at``), updates the product, and lets the
-    provisioning and notifications services queue their messages. Flushes; the caller commits.
-    A concurrent move of the same request fails at flush with ``StaleDataError`` (the version
-    column), so a decision is stored once.
+    provisioning and notifications services queue their messages. The caller flushes or commits:
+    a concurrent move of the same request then fails with ``StaleDataError`` (the version
+    column), so a decision is stored once. Not flushing here lets the bridge write a batch of
+    reports in one flush.
     """
     from ..notifications import services as notifications
     from ..provisioning import services as provisioning
@@ -81,7 +82,8 @@ def transition(
         **details,
     )
     db.session.add(event)
-    db.session.flush()
+    if request.id is None:
+        db.session.flush()  # the emails of this step link to the request by its id
     provisioning.request_moved(request, event)
     notifications.request_moved(request, event)
     return event

@@ -56,6 +56,7 @@ def submit_create(data: product_services.ProductData, requester) -> Request:
     )
     db.session.add(request)
     transition(request, RequestStatus.PENDING, requester, note="Submitted for review.")
+    db.session.flush()
     return request
 
 
@@ -106,6 +107,7 @@ def decide(request_id: int, actor, approve: bool, comment: str | None = None) ->
         transition(
             request, RequestStatus.APPROVED if approve else RequestStatus.REJECTED, actor, comment
         )
+        db.session.flush()
     except StaleDataError as exc:
         # The version column caught a decision that landed between our read and our write.
         raise DecidedConcurrently() from exc
@@ -123,6 +125,7 @@ def cancel(request_id: int, actor) -> Request:
         raise AlreadyDecided(request)
     try:
         transition(request, RequestStatus.CANCELLED, actor, note="Cancelled by the requester.")
+        db.session.flush()
     except StaleDataError as exc:
         raise DecidedConcurrently() from exc
     return request
