@@ -54,7 +54,13 @@ class Repository:
         return self
 
     def start_branch(self, branch: str) -> None:
-        """Check out ``branch`` fresh from ``main`` (a re-run starts again from what is merged)."""
+        """Check out ``branch`` fresh from ``main`` (a re-run starts again from what is merged).
+
+        What a workflow that failed half-way left in the working tree (files written, not
+        committed) is thrown away first: the next workflow's commit would take it otherwise.
+        """
+        self.git("reset", "-q", "--hard")
+        self.git("clean", "-q", "-f", "-d")
         self.git("checkout", "-q", "-B", branch, self.main)
 
     def commit_all(self, message: str) -> str | None:

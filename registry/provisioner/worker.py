@@ -6,6 +6,7 @@ one at a time: the GitOps repository has one working tree.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -55,8 +56,10 @@ class ProvisionerWorker(threading.Thread):
         asyncio.run(self._main())
 
     def stop(self, timeout: float = 10) -> None:
-        if self.loop is not None and self.stopping is not None:
-            self.loop.call_soon_threadsafe(self.stopping.set)
+        # The loop is closed once the thread has ended (stopped before, or never connected).
+        if self.loop is not None and self.stopping is not None and not self.loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                self.loop.call_soon_threadsafe(self.stopping.set)
         self.join(timeout)
 
     async def _main(self) -> None:
@@ -83,20 +86,34 @@ class ProvisionerWorker(threading.Thread):
         try:
             js = nc.jetstream()
             subscription = await self._subscribe(js)
+            if subscription is None:
+                return
             self.ready.set()
             while not self.stopping.is_set():
                 try:
                     messages = await subscription.fetch(batch=1, timeout=1)
                 except NatsTimeout:
                     continue
+                except Exception as exc:  # NATS away for a moment: the client reconnects
+                    log.warning("Provisioner could not fetch (%s); retrying", exc)
+                    await asyncio.sleep(1)
+                    continue
                 for msg in messages:
-                    await self._handle(js, msg)
+                    try:
+                        await self._handle(js, msg)
+                    except Exception:
+                        # Never let one message stop the provisioner: it comes back later.
+                        log.exception("Provisioning message on %s not handled", msg.subject)
+                        with contextlib.suppress(Exception):
+                            await msg.nak(delay=5)
         finally:
             await nc.close()
 
     async def _subscribe(self, js):
         stream = self.app.config["NATS_STREAM"]
         while True:
+            if self.stopping.is_set():
+                return None
             try:
                 info = await js.stream_info(stream)
                 break
@@ -104,24 +121,30 @@ class ProvisionerWorker(threading.Thread):
                 log.info("Waiting for stream %s (%s)", stream, exc)
                 await asyncio.sleep(1)
         subjects = [s for s in info.config.subjects if s != contract.STATUS_SUBJECT]
-        return await js.pull_subscribe(
-            subjects[0] if len(subjects) == 1 else "",
-            durable=self.app.config["PROVISIONER_DURABLE"],
-            stream=stream,
+        durable = self.app.config["PROVISIONER_DURABLE"]
+        # Create the durable, or bring its filters up to date with the stream's clusters.
+        await js.add_consumer(
+            stream,
             config=ConsumerConfig(
+                name=durable,
+                durable_name=durable,
                 ack_policy=AckPolicy.EXPLICIT,
                 ack_wait=120,
                 max_deliver=-1,
-                filter_subjects=subjects if len(subjects) > 1 else None,
+                filter_subjects=subjects,
             ),
         )
+        return await js.pull_subscribe_bind(durable=durable, stream=stream)
 
     async def _handle(self, js, msg) -> None:
         try:
             message = json.loads(msg.data)
-        except ValueError:
+        except (ValueError, RecursionError):
             message = None
-        problems = contract.validate_provisioning_message(message)
+        try:
+            problems = contract.validate_provisioning_message(message)
+        except Exception as exc:  # a shape so far off the contract that the check trips on it
+            problems = [f"unreadable message ({type(exc).__name__}: {exc})"]
 
         async def publish(status: str, note: str) -> None:
             body = status_body(message if isinstance(message, dict) else {}, status, note)

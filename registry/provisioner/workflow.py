@@ -52,27 +52,34 @@ def run(
     started = time.perf_counter()
     result = Run(message["workflow"])
 
-    def step(name: str, note: str = "") -> None:
+    def before(name: str) -> None:
+        """A failure rule for this step stops the workflow before the step's work is done."""
         for rule in rules:
             if rule.applies(name, message):
                 raise InjectedFailure(f"Injected failure at {name} (rule {rule.match!r}).")
+
+    def step(name: str, note: str = "") -> None:
         report(name, note)
         result.steps.append(name)
 
     plate, cluster, workflow = message["licencePlate"], message["cluster_name"], message["workflow"]
     request_id = workflow.rsplit("-", 1)[1]
     action = message["action"]
+    before("workflow_started")
     step("workflow_started", f"Workflow {workflow} started ({action}).")
 
     repo.start_branch(workflow)
+    before("acs_account_created")
     if action == "delete":
         manifests.remove_product(repo.path, message)
         step("acs_account_created", "ACS account removed.")
     else:
         manifests.write_acs_record(repo.path, message)
         step("acs_account_created", f"ACS account recorded for {message['display_name']}.")
-        manifests.write_product(repo.path, message)
 
+    before("manifests_committed")
+    if action != "delete":
+        manifests.write_product(repo.path, message)
     commit = repo.commit_all(
         f"{action.capitalize()} {plate} on {cluster} (request {request_id}, workflow {workflow})"
     )
@@ -86,16 +93,24 @@ def run(
         else f"Manifests already as asked on {repo.main} in {where}; nothing to commit.",
     )
     if message.get("merge_type") == "auto":
+        before("pull_request_merged")
         merged = repo.merge(workflow, f"Merge {workflow}: {action} {plate} on {cluster}")
         step("pull_request_merged", f"Branch {workflow} merged into {repo.main} at {merged[:10]}.")
     # Standing in for Argo CD, which would now apply main to the cluster.
     gone = action == "delete"
-    step("namespaces_created", "Namespaces removed." if gone else "Namespaces applied.")
-    step("vault_accounts_created", "Vault accounts removed." if gone else "Vault accounts applied.")
-    step(
-        "artifactory_account_created",
-        "Artifactory account removed." if gone else "Artifactory service account applied.",
-    )
-    step("provisioned", f"{action.capitalize()} complete on {cluster}.")
+    for name, note in (
+        ("namespaces_created", "Namespaces removed." if gone else "Namespaces applied."),
+        (
+            "vault_accounts_created",
+            "Vault accounts removed." if gone else "Vault accounts applied.",
+        ),
+        (
+            "artifactory_account_created",
+            "Artifactory account removed." if gone else "Artifactory service account applied.",
+        ),
+        ("provisioned", f"{action.capitalize()} complete on {cluster}."),
+    ):
+        before(name)
+        step(name, note)
     result.seconds = time.perf_counter() - started
     return result

@@ -229,8 +229,14 @@ def validate_provisioning_message(message) -> list[str]:
         problems.append("namespaces must be the four of the plate: tools, dev, test, prod")
     else:
         for ns in namespaces:
+            quota, quotas = ns.get("quota"), ns.get("quotas")
             for kind in ("cpu", "memory", "storage", "snapshot"):
-                if kind not in ns.get("quota", {}) or kind not in ns.get("quotas", {}):
+                if not (
+                    isinstance(quota, dict)
+                    and isinstance(quota.get(kind), str)
+                    and isinstance(quotas, dict)
+                    and isinstance(quotas.get(kind), dict)
+                ):
                     problems.append(f"{ns['name']}: no {kind} quota")
     contacts = message.get("contacts")
     if not isinstance(contacts, list) or not all(
