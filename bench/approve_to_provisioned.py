@@ -24,20 +24,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import common  # noqa: E402
-from registry.auth import services as accounts  # noqa: E402
-from registry.auth.models import Role  # noqa: E402
-from registry.extensions import db  # noqa: E402
-from registry.products.services import ContactData, ProductData  # noqa: E402
-from registry.provisioner.worker import ProvisionerWorker  # noqa: E402
-from registry.provisioning.messaging import NatsWorker  # noqa: E402
-from registry.provisioning.models import OutboxMessage  # noqa: E402
-from registry.requests import services as request_services  # noqa: E402
-from registry.requests.models import Request, RequestEvent  # noqa: E402
-from registry.timeutil import utcnow  # noqa: E402
+from bench import common
+from registry.auth import services as accounts
+from registry.auth.models import Role
+from registry.extensions import db
+from registry.products.services import ContactData, ProductData
+from registry.provisioner.worker import ProvisionerWorker
+from registry.provisioning.messaging import NatsWorker
+from registry.provisioning.models import OutboxMessage
+from registry.requests import services as request_services
+from registry.requests.models import Request, RequestEvent
+from registry.timeutil import utcnow
 
-QUOTAS = {"cpu": "cpu-request-0.5-limit-1.5", "memory": "memory-request-2-limit-4",
-          "storage": "storage-1", "snapshot": "snapshot-5"}
+QUOTAS = {
+    "cpu": "cpu-request-0.5-limit-1.5",
+    "memory": "memory-request-2-limit-4",
+    "storage": "storage-1",
+    "snapshot": "snapshot-5",
+}
 
 
 def submit_requests(count: int) -> list[int]:
@@ -101,8 +105,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=50)
     args = parser.parse_args()
 
-    with common.database(args.database) as url, common.nats_server() as nats_url, \
-            tempfile.TemporaryDirectory() as gitops:
+    with (
+        common.database(args.database) as url,
+        common.nats_server() as nats_url,
+        tempfile.TemporaryDirectory() as gitops,
+    ):
         app = common.make_app(url, nats_url, gitops)
         relay_and_bridge = NatsWorker(app)
         provisioner = ProvisionerWorker(app)
@@ -135,7 +142,9 @@ def main() -> None:
     print(f"{'part':<12} {'median ms':>10} {'p95 ms':>10}")
     for part in ("total", "decision", "publish", "delivery", "provisioner", "status"):
         values = [row[part] * 1000 for row in rows]
-        print(f"{part:<12} {statistics.median(values):>10.1f} {common.percentile(values, 95):>10.1f}")
+        print(
+            f"{part:<12} {statistics.median(values):>10.1f} {common.percentile(values, 95):>10.1f}"
+        )
 
 
 if __name__ == "__main__":

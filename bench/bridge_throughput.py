@@ -20,19 +20,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import nats  # noqa: E402
-from sqlalchemy import func, select, text  # noqa: E402
+import nats
+from sqlalchemy import func, select, text
 
-from bench import common  # noqa: E402
-from bench.approve_to_provisioned import submit_requests  # noqa: E402
-from registry.auth import services as accounts  # noqa: E402
-from registry.auth.models import Role  # noqa: E402
-from registry.extensions import db  # noqa: E402
-from registry.provisioning import contract  # noqa: E402
-from registry.provisioning.messaging import NatsWorker, ensure_stream  # noqa: E402
-from registry.provisioning.models import OutboxMessage, ProvisioningTarget  # noqa: E402
-from registry.requests import services as request_services  # noqa: E402
-from registry.requests.models import Request, RequestEvent  # noqa: E402
+from bench import common
+from bench.approve_to_provisioned import submit_requests
+from registry.auth import services as accounts
+from registry.auth.models import Role
+from registry.extensions import db
+from registry.provisioning import contract
+from registry.provisioning.messaging import NatsWorker, ensure_stream
+from registry.provisioning.models import OutboxMessage, ProvisioningTarget
+from registry.requests import services as request_services
+from registry.requests.models import Request, RequestEvent
 
 
 def approved_requests(app, count: int) -> list[tuple[int, str]]:
@@ -99,21 +99,26 @@ def time_plain_sql(app, requests: list[tuple[int, str]]) -> float:
         status = "provisioned" if step == "provisioned" else "provisioning"
         for request_id, _ in requests:
             with engine.begin() as conn:
-                conn.execute(text(f"SELECT id, status, version FROM requests WHERE id = :id{lock}"),  # noqa: S608
-                             {"id": request_id})
+                conn.execute(
+                    text(f"SELECT id, status, version FROM requests WHERE id = :id{lock}"),  # noqa: S608
+                    {"id": request_id},
+                )
                 conn.execute(
                     text("UPDATE provisioning_targets SET step = :step WHERE request_id = :id"),
                     {"step": step, "id": request_id},
                 )
                 conn.execute(
-                    text("UPDATE requests SET status = :status, version = version + 1"
-                         " WHERE id = :id"),
+                    text(
+                        "UPDATE requests SET status = :status, version = version + 1 WHERE id = :id"
+                    ),
                     {"status": status, "id": request_id},
                 )
                 conn.execute(
-                    text("INSERT INTO request_events (request_id, created_at, from_status,"
-                         " to_status, step, cluster) VALUES (:id, CURRENT_TIMESTAMP, 'approved',"
-                         " :status, :step, 'silver')"),
+                    text(
+                        "INSERT INTO request_events (request_id, created_at, from_status,"
+                        " to_status, step, cluster) VALUES (:id, CURRENT_TIMESTAMP, 'approved',"
+                        " :status, :step, 'silver')"
+                    ),
                     {"id": request_id, "status": status, "step": step},
                 )
     return time.perf_counter() - started
@@ -137,15 +142,22 @@ def main() -> None:
                 with app.app_context():
                     seconds = time_plain_sql(app, requests)
             with app.app_context():
-                steps = db.session.scalar(
-                    select(func.count()).select_from(ProvisioningTarget)
-                    .where(ProvisioningTarget.step == "provisioned")
-                ) if bridges else args.requests
+                steps = (
+                    db.session.scalar(
+                        select(func.count())
+                        .select_from(ProvisioningTarget)
+                        .where(ProvisioningTarget.step == "provisioned")
+                    )
+                    if bridges
+                    else args.requests
+                )
             assert steps == args.requests, f"{label}: {steps} of {args.requests} provisioned"
             results[label] = total / seconds
 
-    print(f"bridge throughput, {total} status reports ({args.requests} requests x 8 steps), "
-          f"on {args.database}")
+    print(
+        f"bridge throughput, {total} status reports ({args.requests} requests x 8 steps), "
+        f"on {args.database}"
+    )
     print(f"machine: {common.machine()}")
     floor = results["plain SQL"]
     for label, rate in results.items():

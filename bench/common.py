@@ -40,7 +40,9 @@ def database(kind: str):
         return
     import psycopg
 
-    admin_url = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    admin_url = os.environ.get(
+        "BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+    )
     name = f"registry_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -87,4 +89,6 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def git_version() -> str:
-    return subprocess.run(["git", "--version"], capture_output=True, text=True, check=False).stdout.strip()  # noqa: S607
+    return subprocess.run(
+        ["git", "--version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
