@@ -100,7 +100,7 @@ def time_plain_sql(app, requests: list[tuple[int, str]]) -> float:
         for request_id, _ in requests:
             with engine.begin() as conn:
                 conn.execute(
-                    text(f"SELECT id, status, version FROM requests WHERE id = :id{lock}"),  # noqa: S608
+                    text(f"SELECT id, status, version FROM requests WHERE id = :id{lock}"),
                     {"id": request_id},
                 )
                 conn.execute(
