@@ -11,8 +11,8 @@ from datetime import timedelta
 
 from flask import current_app
 from flask_mail import Connection, Message
-from sqlalchemy import or_, select, update
 
+from .. import outbox
 from ..extensions import db
 from ..timeutil import utcnow
 from .models import EmailStatus, OutboxEmail
@@ -49,38 +49,6 @@ def backoff(attempts: int) -> timedelta:
     base = current_app.config["MAIL_RETRY_BASE_SECONDS"]
     ceiling = current_app.config["MAIL_RETRY_MAX_SECONDS"]
     return timedelta(seconds=min(base * 2 ** max(attempts - 1, 0), ceiling))
-
-
-def _claimable(now):
-    return (
-        OutboxEmail.status == EmailStatus.PENDING.value,
-        OutboxEmail.next_attempt_at <= now,
-        or_(OutboxEmail.claimed_until.is_(None), OutboxEmail.claimed_until < now),
-    )
-
-
-def _claim(limit: int) -> list[int]:
-    now = utcnow()
-    query = (
-        select(OutboxEmail.id)
-        .where(*_claimable(now))
-        .order_by(OutboxEmail.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    claimed = []
-    for email_id in db.session.scalars(query).all():
-        # The condition is repeated in the UPDATE: where rows cannot be locked ahead (SQLite),
-        # two senders may select the same row, and only the first UPDATE matches it.
-        result = db.session.execute(
-            update(OutboxEmail)
-            .where(OutboxEmail.id == email_id, *_claimable(now))
-            .values(claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
-        )
-        if result.rowcount == 1:
-            claimed.append(email_id)
-    db.session.commit()
-    return claimed
 
 
 class _Connection(Connection):
@@ -141,7 +109,7 @@ def _deliver(email: OutboxEmail) -> None:
 def deliver_due(limit: int = BATCH) -> int:
     """Send the emails that are due; returns how many were sent. Commits per email."""
     sent = 0
-    for email_id in _claim(limit):
+    for email_id in outbox.claim_due(OutboxEmail, limit, CLAIM_SECONDS):
         email = db.session.get(OutboxEmail, email_id)
         if email is None or email.status != EmailStatus.PENDING:
             continue
@@ -169,20 +137,6 @@ def deliver_due(limit: int = BATCH) -> int:
     return sent
 
 
-def next_due_in(default: float) -> float:
-    """Seconds until the next pending email is due, at most ``default``."""
-    due = db.session.scalar(
-        select(OutboxEmail.next_attempt_at)
-        .where(OutboxEmail.status == EmailStatus.PENDING.value)
-        .order_by(OutboxEmail.next_attempt_at)
-        .limit(1)
-    )
-    db.session.rollback()
-    if due is None:
-        return default
-    return max(0.0, min(default, (due - utcnow()).total_seconds()))
-
-
 class SenderThread(threading.Thread):
     """Runs :func:`deliver_due` whenever woken by a commit, or at the next due time."""
 
@@ -201,7 +155,7 @@ class SenderThread(threading.Thread):
                 with self.app.app_context():
                     while deliver_due():
                         pass
-                    wait = next_due_in(poll)
+                    wait = outbox.next_due_in(OutboxEmail, poll)
             except Exception:
                 # A database hiccup must not end the thread: log, wait, try again.
                 log.exception("Outbox sender round failed")
@@ -214,23 +168,6 @@ class SenderThread(threading.Thread):
 
 def install_commit_hook() -> None:
     """Wake the sender after any commit that wrote outbox rows."""
-    from sqlalchemy import event
-    from sqlalchemy.orm import Session
-
-    if event.contains(Session, "after_commit", _after_commit):
-        return
-    event.listen(Session, "after_commit", _after_commit)
-    event.listen(Session, "after_rollback", _after_rollback)
-
-
-def _after_commit(session) -> None:
     from .services import OUTBOX_FLAG
 
-    if session.info.pop(OUTBOX_FLAG, False):
-        wake.set()
-
-
-def _after_rollback(session) -> None:
-    from .services import OUTBOX_FLAG
-
-    session.info.pop(OUTBOX_FLAG, None)
+    outbox.wake_on_commit(OUTBOX_FLAG, lambda: wake.set())

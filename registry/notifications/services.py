@@ -5,6 +5,7 @@ from urllib.parse import urlsplit
 from flask import current_app, render_template
 from sqlalchemy import select
 
+from .. import outbox
 from ..auth import services as accounts
 from ..extensions import db
 from ..provisioning.contract import STEP_LABELS
@@ -72,7 +73,7 @@ def enqueue(kind: str, recipients: list[str], request=None, **context) -> Outbox
         next_attempt_at=utcnow(),
     )
     db.session.add(email)
-    db.session.info[OUTBOX_FLAG] = True
+    outbox.written(OUTBOX_FLAG)
     return email
 
 
@@ -133,6 +134,6 @@ def retry(email_id: int) -> OutboxEmail:
     email.status = EmailStatus.PENDING.value
     email.next_attempt_at = utcnow()
     email.claimed_until = None
-    db.session.info[OUTBOX_FLAG] = True
+    outbox.written(OUTBOX_FLAG)
     db.session.flush()
     return email

@@ -19,10 +19,11 @@ import nats
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
-from sqlalchemy import or_, select, update
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm.exc import StaleDataError
 
+from .. import outbox
 from ..extensions import db
 from ..timeutil import utcnow
 from . import contract, services
@@ -75,34 +76,9 @@ async def ensure_stream(js, app) -> None:
 # --- the relay: outbox -> JetStream -------------------------------------------------------
 
 
-def _claimable(now):
-    return (
-        OutboxMessage.status == MessageStatus.PENDING.value,
-        OutboxMessage.next_attempt_at <= now,
-        or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),
-    )
-
-
 def claim_due(limit: int = BATCH) -> list[OutboxMessage]:
-    now = utcnow()
-    ids = db.session.scalars(
-        select(OutboxMessage.id)
-        .where(*_claimable(now))
-        .order_by(OutboxMessage.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    ).all()
-    claimed = []
-    for message_id in ids:
-        result = db.session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id == message_id, *_claimable(now))
-            .values(claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
-        )
-        if result.rowcount == 1:
-            claimed.append(message_id)
-    db.session.commit()
-    return [db.session.get(OutboxMessage, i) for i in claimed]
+    ids = outbox.claim_due(OutboxMessage, limit, CLAIM_SECONDS)
+    return [db.session.get(OutboxMessage, i) for i in ids]
 
 
 def backoff(attempts: int, app) -> timedelta:
@@ -147,16 +123,7 @@ async def relay_once(js, app) -> int:
 
 def next_due_in(app, default: float) -> float:
     with app.app_context():
-        due = db.session.scalar(
-            select(OutboxMessage.next_attempt_at)
-            .where(OutboxMessage.status == MessageStatus.PENDING.value)
-            .order_by(OutboxMessage.next_attempt_at)
-            .limit(1)
-        )
-        db.session.rollback()
-    if due is None:
-        return default
-    return max(0.05, min(default, (due - utcnow()).total_seconds()))
+        return max(0.05, outbox.next_due_in(OutboxMessage, default))
 
 
 # --- the bridge: JetStream -> database ----------------------------------------------------
@@ -448,19 +415,4 @@ class NatsWorker(threading.Thread):
 
 def install_commit_hook() -> None:
     """Wake the relay after any commit that wrote provisioning messages."""
-    from sqlalchemy import event
-    from sqlalchemy.orm import Session
-
-    if event.contains(Session, "after_commit", _after_commit):
-        return
-    event.listen(Session, "after_commit", _after_commit)
-    event.listen(Session, "after_rollback", _after_rollback)
-
-
-def _after_commit(session) -> None:
-    if session.info.pop(services.OUTBOX_FLAG, False):
-        wake.set()
-
-
-def _after_rollback(session) -> None:
-    session.info.pop(services.OUTBOX_FLAG, None)
+    outbox.wake_on_commit(services.OUTBOX_FLAG, lambda: wake.set())

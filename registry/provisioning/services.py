@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import contains_eager, joinedload, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
+from .. import outbox
 from ..extensions import db
 from ..products.models import Product
 from ..reference.models import Cluster, Ministry, QuotaOption
@@ -93,7 +94,7 @@ def _send(request: Request, resend: bool) -> None:
                 request_id=request.id, subject=contract.provisioning_subject(name), payload=message
             )
         )
-    db.session.info[OUTBOX_FLAG] = True
+    outbox.written(OUTBOX_FLAG)
     db.session.flush()
 
 
