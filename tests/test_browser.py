@@ -49,6 +49,21 @@ def sign_in(page: Page, live_server: str, user) -> None:
     expect(page.locator(".who")).to_contain_text(user.name)
 
 
+def approve_from_queue(browser, live_server: str, admin, request_id: int) -> None:
+    """A super admin approves a request from the queue, in a browser of their own."""
+    context = browser.new_context()
+    try:
+        reviewer = context.new_page()
+        reviewer.set_default_timeout(10_000)
+        sign_in(reviewer, live_server, admin)
+        reviewer.goto(f"{live_server}/admin/queue")
+        item = reviewer.locator(f"#queue-request-{request_id}")
+        item.get_by_role("button", name="Approve").click()
+        expect(item).to_have_count(0)
+    finally:
+        context.close()
+
+
 class Navigations:
     """Counts the main frame's navigations: an HTMX swap must not add one."""
 
@@ -219,17 +234,7 @@ def test_the_requester_watches_each_provisioning_step_arrive_without_a_reload(
     request_id, plate = req.id, req.product.licence_plate
 
     # A super admin approves it from the queue, in a browser of their own.
-    context = browser.new_context()
-    try:
-        reviewer = context.new_page()
-        reviewer.set_default_timeout(10_000)
-        sign_in(reviewer, live_server, admin)
-        reviewer.goto(f"{live_server}/admin/queue")
-        item = reviewer.locator(f"#queue-request-{request_id}")
-        item.get_by_role("button", name="Approve").click()
-        expect(item).to_have_count(0)
-    finally:
-        context.close()
+    approve_from_queue(browser, live_server, admin, request_id)
 
     def provisioning_message_sent():
         db.session.expire_all()

@@ -679,7 +679,14 @@ def test_in_a_browser_the_owner_requests_the_admin_approves_and_the_page_reaches
 ):
     from playwright.sync_api import expect
 
-    from .test_browser import Navigations, document_survived, fill_contact, mark_document, sign_in
+    from .test_browser import (
+        Navigations,
+        approve_from_queue,
+        document_survived,
+        fill_contact,
+        mark_document,
+        sign_in,
+    )
 
     sign_in(page, live_server, owner)
     page.get_by_role("navigation", name="Main").get_by_role("link", name="New product").click()
@@ -696,17 +703,7 @@ def test_in_a_browser_the_owner_requests_the_admin_approves_and_the_page_reaches
     navigations = Navigations(page)
     mark_document(page)
 
-    context = browser.new_context()
-    try:
-        reviewer = context.new_page()
-        reviewer.set_default_timeout(10_000)
-        sign_in(reviewer, live_server, admin)
-        reviewer.goto(f"{live_server}/admin/queue")
-        item = reviewer.locator(f"#queue-request-{request_id}")
-        item.get_by_role("button", name="Approve").click()
-        expect(item).to_have_count(0)
-    finally:
-        context.close()
+    approve_from_queue(browser, live_server, admin, request_id)
 
     # The owner's open page follows the provisioner to the end, without a reload.
     expect(badge).to_have_text("Provisioned", timeout=WAIT * 1000)
