@@ -3,6 +3,7 @@
 import contextlib
 import secrets
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -71,6 +72,8 @@ def register(app) -> None:
             # Links in mail should reach this server, on whatever port it was given.
             app.config["PUBLIC_URL"] = f"http://{host}:{port}"
         if not app.config["NATS_URL"]:
+            # On SIGTERM, exit through Python so that atexit stops the nats-server we start.
+            signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
             _, app.config["NATS_URL"] = embedded_nats.start(
                 Path(app.instance_path) / "nats", app.config["EMBEDDED_NATS_PORT"]
             )

@@ -92,7 +92,7 @@ class ProvisionerWorker(threading.Thread):
             while not self.stopping.is_set():
                 try:
                     messages = await subscription.fetch(batch=1, timeout=1)
-                except NatsTimeout:
+                except (NatsTimeout, TimeoutError):  # nats-py raises either when none came
                     continue
                 except Exception as exc:  # NATS away for a moment: the client reconnects
                     log.warning("Provisioner could not fetch (%s); retrying", exc)

@@ -294,7 +294,7 @@ async def consume(js, app, stopping: asyncio.Event, batch: int = 50) -> None:
     while not stopping.is_set():
         try:
             messages = await subscription.fetch(batch=batch, timeout=1)
-        except NatsTimeout:
+        except (NatsTimeout, TimeoutError):  # nats-py raises either when no report came
             continue
         deliveries = [
             Delivery(m.data, m.subject, m.metadata.sequence.stream, m.metadata.num_delivered)
