@@ -19,6 +19,11 @@ NAMING_CONVENTION = {
 }
 
 
+def in_values(column: str, values) -> str:
+    """SQL for a CHECK that ``column`` holds one of ``values`` (an enum's, usually)."""
+    return f"{column} IN (" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 

@@ -6,7 +6,7 @@ from sqlalchemy import CheckConstraint, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from ..extensions import db
+from ..extensions import db, in_values
 from ..timeutil import utcnow
 
 
@@ -28,7 +28,7 @@ class User(UserMixin, db.Model):
     __tablename__ = "users"
     __table_args__ = (
         CheckConstraint(
-            "role IN (" + ", ".join(f"'{r.value}'" for r in Role) + ")",
+            in_values("role", (r.value for r in Role)),
             name="role_known",
         ),
         CheckConstraint("email = lower(email)", name="email_lowercase"),

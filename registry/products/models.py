@@ -4,7 +4,7 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..extensions import db
+from ..extensions import db, in_values
 from ..reference.models import ENVIRONMENTS
 from ..timeutil import utcnow
 
@@ -35,14 +35,10 @@ class ContactRole(enum.StrEnum):
         }[self]
 
 
-def _in(column: str, values) -> str:
-    return f"{column} IN (" + ", ".join(f"'{v}'" for v in values) + ")"
-
-
 class Product(db.Model):
     __tablename__ = "products"
     __table_args__ = (
-        CheckConstraint(_in("status", ProductStatus), name="status_known"),
+        CheckConstraint(in_values("status", ProductStatus), name="status_known"),
         CheckConstraint("length(licence_plate) = 6", name="licence_plate_length"),
     )
 
@@ -88,7 +84,7 @@ class ProductContact(db.Model):
     __tablename__ = "product_contacts"
     __table_args__ = (
         UniqueConstraint("product_id", "role"),
-        CheckConstraint(_in("role", ContactRole), name="role_known"),
+        CheckConstraint(in_values("role", ContactRole), name="role_known"),
         CheckConstraint("email = lower(email)", name="email_lowercase"),
     )
 
@@ -121,7 +117,7 @@ class ProductNamespace(db.Model):
     __tablename__ = "product_namespaces"
     __table_args__ = (
         UniqueConstraint("product_id", "environment"),
-        CheckConstraint(_in("environment", ENVIRONMENTS), name="environment_known"),
+        CheckConstraint(in_values("environment", ENVIRONMENTS), name="environment_known"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

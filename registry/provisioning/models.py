@@ -16,7 +16,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..extensions import db
+from ..extensions import db, in_values
 from ..timeutil import utcnow
 from .contract import STEPS
 
@@ -31,7 +31,7 @@ class OutboxMessage(db.Model):
 
     __tablename__ = "outbox_messages"
     __table_args__ = (
-        CheckConstraint("status IN ('pending', 'sent')", name="status_known"),
+        CheckConstraint(in_values("status", MessageStatus), name="status_known"),
         CheckConstraint("status <> 'sent' OR sent_at IS NOT NULL", name="sent_has_time"),
         Index("ix_outbox_messages_due", "status", "next_attempt_at"),
     )
@@ -63,7 +63,7 @@ class ProvisioningTarget(db.Model):
     __table_args__ = (
         UniqueConstraint("request_id", "cluster"),
         CheckConstraint(
-            "step IS NULL OR step IN (" + ", ".join(f"'{s}'" for s in STEPS) + ")",
+            "step IS NULL OR " + in_values("step", STEPS),
             name="step_known",
         ),
     )

@@ -3,7 +3,7 @@
 from sqlalchemy import JSON, CheckConstraint, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
+from ..extensions import db, in_values
 
 QUOTA_KINDS = ("cpu", "memory", "storage", "snapshot")
 ENVIRONMENTS = ("tools", "dev", "test", "prod")
@@ -43,7 +43,7 @@ class QuotaOption(db.Model):
     __tablename__ = "quota_options"
     __table_args__ = (
         CheckConstraint(
-            "kind IN (" + ", ".join(f"'{k}'" for k in QUOTA_KINDS) + ")",
+            in_values("kind", QUOTA_KINDS),
             name="kind_known",
         ),
     )

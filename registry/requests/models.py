@@ -15,7 +15,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..extensions import db
+from ..extensions import db, in_values
 from ..products.models import Product
 from ..timeutil import utcnow
 
@@ -78,20 +78,16 @@ DECIDED_STATUSES = (
 )
 
 
-def _in(column: str, values) -> str:
-    return f"{column} IN (" + ", ".join(f"'{v}'" for v in values) + ")"
-
-
 class Request(db.Model):
     __tablename__ = "requests"
     __table_args__ = (
-        CheckConstraint(_in("status", RequestStatus), name="status_known"),
-        CheckConstraint(_in("type", RequestType), name="type_known"),
+        CheckConstraint(in_values("status", RequestStatus), name="status_known"),
+        CheckConstraint(in_values("type", RequestType), name="type_known"),
         # A decision exists exactly when the status says one was made.
         CheckConstraint(
-            f"({_in('status', DECIDED_STATUSES)} AND decided_by_id IS NOT NULL"
+            f"({in_values('status', DECIDED_STATUSES)} AND decided_by_id IS NOT NULL"
             " AND decided_at IS NOT NULL)"
-            f" OR (NOT {_in('status', DECIDED_STATUSES)} AND decided_by_id IS NULL"
+            f" OR (NOT {in_values('status', DECIDED_STATUSES)} AND decided_by_id IS NULL"
             " AND decided_at IS NULL)",
             name="decision_matches_status",
         ),
@@ -108,8 +104,8 @@ class Request(db.Model):
             "uq_requests_one_active_per_product",
             "product_id",
             unique=True,
-            postgresql_where=text(_in("status", ACTIVE_STATUSES)),
-            sqlite_where=text(_in("status", ACTIVE_STATUSES)),
+            postgresql_where=text(in_values("status", ACTIVE_STATUSES)),
+            sqlite_where=text(in_values("status", ACTIVE_STATUSES)),
         ),
         Index("ix_requests_status_created_at", "status", "created_at"),
     )
