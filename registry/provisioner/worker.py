@@ -13,11 +13,10 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
-import nats
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig
 
-from ..provisioning import contract
+from ..provisioning import contract, messaging
 from . import workflow
 from .gitops import Repository
 
@@ -65,22 +64,9 @@ class ProvisionerWorker(threading.Thread):
     async def _main(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.stopping = asyncio.Event()
-        url = self.app.config["NATS_URL"]
-        nc = None
-        delay = 0.5
-        while nc is None and not self.stopping.is_set():
-            try:
-                nc = await nats.connect(
-                    url,
-                    name="reference-provisioner",
-                    connect_timeout=2,
-                    max_reconnect_attempts=-1,
-                    reconnect_time_wait=1,
-                )
-            except Exception as exc:  # NATS away: keep trying
-                log.warning("Provisioner cannot reach NATS (%s); retrying", exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 15)
+        nc = await messaging.connect(
+            self.app.config["NATS_URL"], "reference-provisioner", self.stopping
+        )
         if nc is None:
             return
         try:

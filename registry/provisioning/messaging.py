@@ -316,6 +316,28 @@ async def consume(js, app, stopping: asyncio.Event, batch: int = 50) -> None:
 # --- the worker thread -------------------------------------------------------------------
 
 
+async def sleep_unless(stopping: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds``, or less if ``stopping`` is set meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), seconds)
+
+
+async def connect(url: str, name: str, stopping: asyncio.Event):
+    """Connect to NATS, retrying with backoff while it is away; None if stopped first. Once
+    connected, the client reconnects by itself."""
+    delay = 0.5
+    while not stopping.is_set():
+        try:
+            return await nats.connect(
+                url, name=name, connect_timeout=2, max_reconnect_attempts=-1, reconnect_time_wait=1
+            )
+        except Exception as exc:  # NATS away: keep trying
+            log.warning("NATS at %s not reachable (%s); retrying in %.1fs", url, exc, delay)
+            await sleep_unless(stopping, delay)
+            delay = min(delay * 2, 15)
+    return None
+
+
 class NatsWorker(threading.Thread):
     """One event loop in a daemon thread: connects (and reconnects), ensures the stream, then
     runs the relay and the bridge until stopped."""
@@ -340,23 +362,8 @@ class NatsWorker(threading.Thread):
     async def _main(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.stopping = asyncio.Event()
-        url = self.app.config["NATS_URL"]
-        delay = 0.5
-        while not self.stopping.is_set():
-            try:
-                nc = await nats.connect(
-                    url,
-                    name="product-registry",
-                    connect_timeout=2,
-                    max_reconnect_attempts=-1,
-                    reconnect_time_wait=1,
-                )
-                break
-            except Exception as exc:  # NATS away at start: keep trying
-                log.warning("NATS at %s not reachable (%s); retrying in %.1fs", url, exc, delay)
-                await self._sleep(delay)
-                delay = min(delay * 2, 15)
-        else:
+        nc = await connect(self.app.config["NATS_URL"], "product-registry", self.stopping)
+        if nc is None:
             return
         js = nc.jetstream()
         tasks = []
@@ -375,8 +382,7 @@ class NatsWorker(threading.Thread):
             await nc.close()
 
     async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stopping.wait(), seconds)
+        await sleep_unless(self.stopping, seconds)
 
     async def _retrying(self, make_coroutine) -> None:
         delay = 0.5
