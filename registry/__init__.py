@@ -60,6 +60,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.after_request(add_vary)
     install_commit_hook()
     install_relay_hook()
+    _connect_lifecycle_listeners()
 
     @app.get("/")
     def index():
@@ -76,3 +77,16 @@ def create_app(test_config: dict | None = None) -> Flask:
         return {"status": "ok"}
 
     return app
+
+
+def _connect_lifecycle_listeners() -> None:
+    """Provisioning publishes on approval; notifications write the email of every step.
+
+    Connecting the same function again (a second app in one process) changes nothing.
+    """
+    from .notifications import services as notifications
+    from .provisioning import services as provisioning
+    from .requests.signals import request_moved
+
+    request_moved.connect(provisioning.request_moved)
+    request_moved.connect(notifications.request_moved)

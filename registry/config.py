@@ -57,6 +57,11 @@ class Defaults:
     PROVISIONER_DURABLE = "provisioner"
     PROVISIONER_FAIL_RULES: list = []  # noqa: RUF012
     PAGE_SIZE = 50
+    # Edits that only change contacts, details or lower quotas go to the provisioner without a
+    # review (registry/requests/changes.py, RULES). False: a super admin reviews every change.
+    AUTO_APPROVE_EDITS = True
+    # How passwords are hashed (werkzeug's generate_password_hash). Tests use a cheap one.
+    PASSWORD_HASH_METHOD = "scrypt"
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     WTF_CSRF_TIME_LIMIT = None

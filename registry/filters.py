@@ -1,6 +1,6 @@
-import re
 from datetime import datetime
 
+from .reference import quotas
 from .timeutil import utcnow
 
 
@@ -18,24 +18,8 @@ def age(when: datetime | None) -> str:
     return "just now"
 
 
-QUOTA_NAME = re.compile(
-    r"^(cpu|memory)-request-([\d.]+)-limit-([\d.]+)$|^(storage|snapshot)-(\d+)$"
-)
-
-
 def quota(name: str) -> str:
-    """'cpu-request-1-limit-2' as '1 core, limit 2'; the names follow the provisioner's scheme."""
-    match = QUOTA_NAME.match(name or "")
-    if not match:
-        return name
-    kind, request, limit, single, size = match.groups()
-    if kind == "cpu":
-        return f"{request} {'core' if request == '1' else 'cores'}, limit {limit}"
-    if kind == "memory":
-        return f"{request} GiB, limit {limit} GiB"
-    if single == "storage":
-        return f"{size} GiB"
-    return f"{size} snapshots"
+    return quotas.describe(name)
 
 
 def register(app) -> None:

@@ -79,6 +79,9 @@ def app(database_url):
             "MAIL_SERVER": None,
             "DEV_MAILBOX": True,
             "MAIL_RETRY_BASE_SECONDS": 0,
+            # One round instead of scrypt: most fixtures make users, and hashing was most of
+            # the suite's setup time.
+            "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1",
         }
     )
     with app.app_context():

@@ -249,11 +249,11 @@ def test_a_gold_product_is_provisioned_once_both_clusters_report(
     eventually(lambda: _status(request_id) == S.PARTIALLY_PROVISIONED)
     assert _target(request_id, "gold").is_provisioned
     assert _target(request_id, "golddr").step is None
-    assert _request(request_id).product.status == ProductStatus.APPROVED
+    assert _request(request_id).product.status == ProductStatus.BEING_CREATED
 
     _publish(nats_server, golddr)
     eventually(lambda: _status(request_id) == S.PROVISIONED)
-    assert _request(request_id).product.status == ProductStatus.PROVISIONED
+    assert _request(request_id).product.status == ProductStatus.ACTIVE
     eventually(lambda: _drained(nats_server, published=2))
     timeline = [(e.to_status, e.cluster) for e in _events(request_id)]
     assert timeline[-2:] == [("partially_provisioned", "gold"), ("provisioned", "golddr")]
@@ -302,7 +302,7 @@ def test_a_failure_is_shown_and_a_re_sent_request_is_provisioned(
 
     _publish(nats_server, contract.report_body(plate, "silver", request_id, "provisioned"))
     eventually(lambda: _status(request_id) == S.PROVISIONED)
-    assert _request(request_id).product.status == ProductStatus.PROVISIONED
+    assert _request(request_id).product.status == ProductStatus.ACTIVE
     assert worker.is_alive()
     assert _dead_letters() == []
 

@@ -67,23 +67,28 @@ def test_submitting_creates_a_pending_request_and_its_first_event(owner):
     req = builders.submit(owner)
     assert req.status == S.PENDING
     assert req.type == RequestType.CREATE
-    assert req.product.status == ProductStatus.PENDING_APPROVAL
+    assert req.product.status == ProductStatus.REQUESTED
     [event] = _events(req.id)
     assert (event.from_status, event.to_status, event.actor_id) == (None, "pending", owner.id)
 
 
+# What a create request's status makes of its product, in the words the product page uses.
 PRODUCT_AFTER = {
-    S.APPROVED: ProductStatus.APPROVED,
-    S.REJECTED: ProductStatus.DELETED,
-    S.CANCELLED: ProductStatus.DELETED,
-    S.PROVISIONED: ProductStatus.PROVISIONED,
+    S.PENDING: ProductStatus.REQUESTED,
+    S.APPROVED: ProductStatus.BEING_CREATED,
+    S.PROVISIONING: ProductStatus.BEING_CREATED,
+    S.PARTIALLY_PROVISIONED: ProductStatus.BEING_CREATED,
+    S.FAILED: ProductStatus.FAILED,
+    S.REJECTED: ProductStatus.NOT_CREATED,
+    S.CANCELLED: ProductStatus.NOT_CREATED,
+    S.PROVISIONED: ProductStatus.ACTIVE,
 }
 
 
 @pytest.mark.parametrize(("start", "to"), [m for m in TRANSITIONS if m[0] is not None])
 def test_every_allowed_move_works_and_writes_its_event(start, to, owner, admin):
     req = _request_in(start, owner, admin)
-    product_before = req.product.status
+    assert req.product.status == PRODUCT_AFTER[start]
     if to == S.REJECTED:
         req.decided_by_id, req.decided_at = admin.id, utcnow()
         req.decision_comment = "reason"
@@ -94,7 +99,7 @@ def test_every_allowed_move_works_and_writes_its_event(start, to, owner, admin):
     db.session.commit()
 
     assert req.status == to
-    assert req.product.status == PRODUCT_AFTER.get(to, product_before)
+    assert req.product.status == PRODUCT_AFTER[to]
     last = _events(req.id)[-1]
     assert (last.from_status, last.to_status, last.actor_id, last.note) == (
         start.value,
@@ -108,6 +113,7 @@ def test_the_table_is_the_lifecycle_the_domain_describes():
     in_flight = {S.APPROVED, S.PROVISIONING, S.PARTIALLY_PROVISIONED}
     assert set(TRANSITIONS) == {
         (None, S.PENDING),
+        (None, S.APPROVED),
         (S.PENDING, S.APPROVED),
         (S.PENDING, S.REJECTED),
         (S.PENDING, S.CANCELLED),

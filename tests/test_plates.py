@@ -40,7 +40,7 @@ def stored_plates() -> list[str]:
     return sorted(db.session.scalars(select(Product.licence_plate)))
 
 
-def product_row(plate: str, user, status: str = "pending_approval") -> Product:
+def product_row(plate: str, user, status: str = "requested") -> Product:
     return Product(
         licence_plate=plate,
         name="Direct",
@@ -170,7 +170,7 @@ def test_an_integrity_error_other_than_the_plate_is_not_swallowed(app, owner):
     assert stored_plates() == []
 
 
-@pytest.mark.parametrize("first_status", ["pending_approval", "provisioned", "deleted"])
+@pytest.mark.parametrize("first_status", ["requested", "active", "deleted"])
 def test_the_database_refuses_a_second_product_with_the_same_plate(app, owner, first_status):
     db.session.add(product_row("abc123", owner, status=first_status))
     db.session.commit()
@@ -192,7 +192,7 @@ def test_the_plate_of_a_cancelled_or_rejected_product_is_never_reused(app, owner
         request_services.decide(request_id, admin, approve=False, comment="Not this one.")
     db.session.commit()
     gone = db.session.get(Product, product_id)
-    assert gone.status == "deleted"
+    assert gone.status == "not_created"
     plate = gone.licence_plate
     fresh = "a00000" if plate != "a00000" else "a00001"
     generate = plates_from(plate, fresh)

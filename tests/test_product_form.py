@@ -437,7 +437,7 @@ def test_valid_submission_stores_product_namespaces_contacts_and_pending_request
         "Permits for river crossings.",
         "FLNR",
         "silver",
-        "pending_approval",
+        "requested",
         owner.id,
     )
     assert namespaces == {env: builders.DEFAULT_QUOTAS for env in NAMESPACES}

@@ -107,7 +107,7 @@ def test_the_callback_provisions_an_approved_silver_request(client, owner, admin
     assert response.get_data() == b""
     req = fresh(req.id)
     assert req.status == S.PROVISIONED
-    assert req.product.status == ProductStatus.PROVISIONED
+    assert req.product.status == ProductStatus.ACTIVE
     new = events(req.id)[before:]
     assert [(e.from_status, e.to_status, e.step, e.cluster, e.actor_id) for e in new] == [
         (S.APPROVED, S.PROVISIONED, "provisioned", "silver", None)
@@ -123,7 +123,7 @@ def test_a_gold_request_needs_a_callback_from_gold_and_from_golddr(client, owner
 
     assert put(client, body_for(req, "gold"), token).status_code == 204
     assert fresh(req.id).status == S.PARTIALLY_PROVISIONED
-    assert fresh(req.id).product.status == ProductStatus.APPROVED
+    assert fresh(req.id).product.status == ProductStatus.BEING_CREATED
     last = events(req.id)[-1]
     assert (last.to_status, last.cluster) == (S.PARTIALLY_PROVISIONED, "gold")
 
@@ -136,7 +136,7 @@ def test_a_gold_request_needs_a_callback_from_gold_and_from_golddr(client, owner
     assert put(client, body_for(req, "golddr"), token).status_code == 204
     req = fresh(req.id)
     assert req.status == S.PROVISIONED
-    assert req.product.status == ProductStatus.PROVISIONED
+    assert req.product.status == ProductStatus.ACTIVE
     assert sorted((t.cluster, t.step) for t in req.targets) == [
         ("gold", "provisioned"),
         ("golddr", "provisioned"),

@@ -78,7 +78,7 @@ def enqueue(kind: str, recipients: list[str], request=None, **context) -> Outbox
 
 
 def request_moved(request, event) -> None:
-    """Called by the lifecycle for every transition: queue the emails of this step."""
+    """Listens to the lifecycle's ``request_moved``: queue the emails of this step."""
     to = event.to_status
     if event.from_status is None and to == "pending":
         enqueue("received", team_addresses(request), request)

@@ -10,15 +10,37 @@ from ..timeutil import utcnow
 
 
 class ProductStatus(enum.StrEnum):
-    PENDING_APPROVAL = "pending_approval"
-    APPROVED = "approved"
-    PROVISIONED = "provisioned"
-    # A product whose create request was rejected or cancelled: kept, so its plate is never reused.
-    DELETED = "deleted"
+    """What a product is, in words its team understands: what is live and what is in flight.
+
+    Always derived from the product's latest request (``requests.lifecycle.PRODUCT_STATES``),
+    never set by hand.
+    """
+
+    REQUESTED = "requested"  # the first request waits for a super admin
+    NOT_CREATED = "not_created"  # the first request was rejected or cancelled; it may be re-asked
+    BEING_CREATED = "being_created"
+    ACTIVE = "active"
+    CHANGE_PENDING = "change_pending"
+    CHANGE_APPLYING = "change_applying"
+    DELETE_PENDING = "delete_pending"
+    BEING_DELETED = "being_deleted"
+    FAILED = "failed"  # a request of the product failed at the provisioner; a super admin re-sends
+    DELETED = "deleted"  # read-only for ever; its licence plate is never reused
 
     @property
     def label(self) -> str:
-        return self.value.replace("_", " ")
+        return {
+            "requested": "Requested",
+            "not_created": "Not created",
+            "being_created": "Being created",
+            "active": "Active",
+            "change_pending": "Change pending",
+            "change_applying": "Change being applied",
+            "delete_pending": "Deletion pending",
+            "being_deleted": "Being deleted",
+            "failed": "Failed",
+            "deleted": "Deleted",
+        }[self]
 
 
 class ContactRole(enum.StrEnum):
@@ -48,7 +70,7 @@ class Product(db.Model):
     description: Mapped[str] = mapped_column(String(512))
     ministry_code: Mapped[str] = mapped_column(ForeignKey("ministries.code"))
     cluster_name: Mapped[str] = mapped_column(ForeignKey("clusters.name"))
-    status: Mapped[str] = mapped_column(String(20), default=ProductStatus.PENDING_APPROVAL.value)
+    status: Mapped[str] = mapped_column(String(20), default=ProductStatus.REQUESTED.value)
     created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
 

@@ -1,4 +1,5 @@
-"""Creating products. Every rule that changes a product lives here; services flush, never commit."""
+"""Products: creating them, and writing a decided request's data onto them. Every rule that changes
+a product lives here; services flush, never commit."""
 
 from dataclasses import dataclass, field
 
@@ -61,6 +62,37 @@ class ProductData:
             "namespaces": {env: dict(self.quotas[env]) for env in ENVIRONMENTS},
         }
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "ProductData":
+        """The inverse of :meth:`as_dict`: a request's recorded data as a ``ProductData``."""
+        contacts = data["contacts"]
+        secondary = contacts.get(ContactRole.SECONDARY_LEAD.value)
+        return cls(
+            name=data["name"],
+            description=data["description"],
+            ministry_code=data["ministry"],
+            cluster_name=data["cluster"],
+            owner=ContactData(**contacts[ContactRole.OWNER.value]),
+            primary_lead=ContactData(**contacts[ContactRole.PRIMARY_LEAD.value]),
+            secondary_lead=ContactData(**secondary) if secondary else None,
+            quotas={env: dict(data["namespaces"][env]) for env in ENVIRONMENTS},
+        )
+
+
+def live_data(product: Product) -> dict:
+    """What the product is now, in the shape a request records (``ProductData.as_dict``)."""
+    contacts = {role.value: None for role in ContactRole}
+    for contact in product.contacts:
+        contacts[contact.role] = contact.as_dict()
+    return {
+        "name": product.name,
+        "description": product.description,
+        "ministry": product.ministry_code,
+        "cluster": product.cluster_name,
+        "contacts": contacts,
+        "namespaces": {ns.environment: ns.quotas() for ns in product.sorted_namespaces},
+    }
+
 
 def _plate_taken(plate: str) -> bool:
     return db.session.scalar(select(exists().where(Product.licence_plate == plate)))
@@ -100,7 +132,7 @@ def _insert_unless_plate_taken(data: ProductData, plate: str, created_by) -> int
             ministry_code=data.ministry_code,
             cluster_name=data.cluster_name,
             created_by_id=created_by.id,
-            status=ProductStatus.PENDING_APPROVAL.value,
+            status=ProductStatus.REQUESTED.value,
             created_at=utcnow(),
         )
         .on_conflict_do_nothing(index_elements=[Product.licence_plate])
@@ -110,19 +142,52 @@ def _insert_unless_plate_taken(data: ProductData, plate: str, created_by) -> int
 
 
 def _add_contacts_and_namespaces(product: Product, data: ProductData) -> None:
+    _set_contacts(product, data)
+    for env in ENVIRONMENTS:
+        product.namespaces.append(ProductNamespace(environment=env, **data.quotas[env]))
+
+
+def _set_contacts(product: Product, data: ProductData) -> None:
+    """Make the product's contacts those of ``data``: changed in place, added or removed by role."""
+    current = {c.role: c for c in product.contacts}
     for role, contact in (
         (ContactRole.OWNER, data.owner),
         (ContactRole.PRIMARY_LEAD, data.primary_lead),
         (ContactRole.SECONDARY_LEAD, data.secondary_lead),
     ):
-        if contact is not None:
-            product.contacts.append(
-                ProductContact(
-                    role=role.value,
-                    first_name=contact.first_name,
-                    last_name=contact.last_name,
-                    email=contact.email.lower(),
-                )
-            )
-    for env in ENVIRONMENTS:
-        product.namespaces.append(ProductNamespace(environment=env, **data.quotas[env]))
+        row = current.get(role.value)
+        if contact is None:
+            if row is not None:
+                product.contacts.remove(row)
+            continue
+        if row is None:
+            row = ProductContact(role=role.value)
+            product.contacts.append(row)
+        row.first_name, row.last_name = contact.first_name, contact.last_name
+        row.email = contact.email.lower()
+
+
+def apply_change(product: Product, data: dict) -> None:
+    """Write a provisioned edit's decided data onto the product: what is live from now on.
+
+    The cluster never changes and the plate is the product's for ever.
+    """
+    _write(product, ProductData.from_dict(data))
+
+
+def reopen(product: Product, data: ProductData) -> None:
+    """A product that was never created is asked for again: it takes the new request's data.
+
+    Its plate stays; its cluster may change, since nothing was built yet.
+    """
+    product.cluster_name = data.cluster_name
+    _write(product, data)
+
+
+def _write(product: Product, data: ProductData) -> None:
+    product.name, product.description = data.name, data.description
+    product.ministry_code = data.ministry_code
+    _set_contacts(product, data)
+    for ns in product.namespaces:
+        for kind, option in data.quotas[ns.environment].items():
+            setattr(ns, kind, option)

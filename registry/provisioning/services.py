@@ -16,6 +16,7 @@ from .. import outbox
 from ..extensions import db
 from ..products.models import Product
 from ..reference.models import Cluster, Ministry, QuotaOption
+from ..requests import changes
 from ..requests.lifecycle import IN_FLIGHT, transition
 from ..requests.models import Request, RequestStatus
 from ..timeutil import utcnow
@@ -52,14 +53,14 @@ def target_clusters(cluster: Cluster) -> list[str]:
 
 
 def request_moved(request: Request, event) -> None:
-    """Called by the lifecycle for every transition: an approval (or a re-send) publishes."""
+    """Listens to the lifecycle's ``request_moved``: an approval (or a re-send) publishes."""
     if event.to_status == RequestStatus.APPROVED:
-        _send(request, resend=event.from_status != RequestStatus.PENDING)
+        _send(request)
 
 
-def _send(request: Request, resend: bool) -> None:
+def _send(request: Request) -> None:
     product = request.product
-    data = request.decision_data or request.requested_data
+    data = request.granted_data
     cluster = db.session.get(Cluster, product.cluster_name)
     ministry = db.session.get(Ministry, data["ministry"])
     targets = {t.cluster: t for t in request.targets}
@@ -88,6 +89,7 @@ def _send(request: Request, resend: bool) -> None:
             data=data,
             alliance=ministry.alliance,
             quota_numbers=_quota_numbers(data),
+            contact_changed=changes.contacts_changed(request.original_data, data),
         )
         db.session.add(
             OutboxMessage(

@@ -25,6 +25,10 @@ class RequestType(enum.StrEnum):
     EDIT = "edit"
     DELETE = "delete"
 
+    @property
+    def label(self) -> str:
+        return {"create": "New product", "edit": "Change", "delete": "Deletion"}[self]
+
 
 class RequestStatus(enum.StrEnum):
     PENDING = "pending"
@@ -83,10 +87,11 @@ class Request(db.Model):
     __table_args__ = (
         CheckConstraint(in_values("status", RequestStatus), name="status_known"),
         CheckConstraint(in_values("type", RequestType), name="type_known"),
-        # A decision exists exactly when the status says one was made.
+        # A decision exists exactly when the status says one was made; only an edit may be
+        # decided by the automatic-approval rules (no super admin).
         CheckConstraint(
-            f"({in_values('status', DECIDED_STATUSES)} AND decided_by_id IS NOT NULL"
-            " AND decided_at IS NOT NULL)"
+            f"({in_values('status', DECIDED_STATUSES)} AND decided_at IS NOT NULL"
+            " AND (decided_by_id IS NOT NULL OR type = 'edit'))"
             f" OR (NOT {in_values('status', DECIDED_STATUSES)} AND decided_by_id IS NULL"
             " AND decided_at IS NULL)",
             name="decision_matches_status",
@@ -126,6 +131,8 @@ class Request(db.Model):
     decision_comment: Mapped[str | None] = mapped_column(Text)
     # 1, then one more each time a super admin re-sends the request to the provisioner.
     attempt: Mapped[int] = mapped_column(default=1, server_default="1")
+    # The one-time key of the form that made the request: the same form sent twice makes one.
+    submission_key: Mapped[str | None] = mapped_column(String(64), unique=True)
     # Optimistic lock: of two writers that read the same version, the second one fails.
     version: Mapped[int] = mapped_column(default=1)
 
@@ -160,6 +167,20 @@ class Request(db.Model):
     def is_final(self) -> bool:
         return self.status_enum in FINAL_STATUSES
 
+    @property
+    def type_label(self) -> str:
+        return RequestType(self.type).label
+
+    @property
+    def is_auto_approved(self) -> bool:
+        """Decided by the automatic-approval rules, not by a super admin."""
+        return self.decided_at is not None and self.decided_by_id is None
+
+    @property
+    def granted_data(self) -> dict:
+        """What the provisioner is (or was) asked to build: the decision, else the request."""
+        return self.decision_data or self.requested_data
+
 
 class RequestEvent(db.Model):
     """One row per transition: the timeline and the history are read from here."""
@@ -184,6 +205,8 @@ class RequestEvent(db.Model):
 
     @property
     def to_label(self) -> str:
+        if self.from_status is None and self.to_status == RequestStatus.APPROVED:
+            return "Submitted and approved automatically"
         if self.step and self.to_status != RequestStatus.FAILED:
             from ..provisioning.contract import STEP_LABELS
 

@@ -1,15 +1,20 @@
-"""What people do with requests: submit, decide, cancel. All moves go through ``lifecycle``."""
+"""What people do with requests: ask for a product, a change, a deletion, or a product again;
+decide; cancel. All moves go through ``lifecycle``."""
 
+from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from ..extensions import db
 from ..products import services as product_services
-from ..products.models import Product
+from ..products.models import Product, ProductStatus
+from ..reference import services as reference
+from ..reference.models import ENVIRONMENTS, QUOTA_KINDS
 from ..timeutil import utcnow
+from . import changes
 from .lifecycle import transition
-from .models import Request, RequestStatus, RequestType
+from .models import ACTIVE_STATUSES, Request, RequestStatus, RequestType
 
 
 class RequestError(Exception):
@@ -23,7 +28,8 @@ class AlreadyDecided(RequestError):
         if request.status == RequestStatus.CANCELLED:
             message = "This request was cancelled by its requester before it was decided."
         else:
-            message = f"{who} already {request.status} this request."
+            verb = "rejected" if request.status == RequestStatus.REJECTED else "approved"
+            message = f"{who} already {verb} this request."
         super().__init__(message)
 
 
@@ -37,25 +43,165 @@ class DecidedConcurrently(RequestError):
 
 
 class CommentRequired(RequestError):
+    def __init__(self, message: str = "A rejection needs a comment for the product team."):
+        super().__init__(message)
+
+
+class InvalidDecision(RequestError):
+    pass
+
+
+class ActiveRequestExists(RequestError):
+    """The product already has a request that is not finished: one at a time."""
+
+    def __init__(self, request: Request):
+        self.request = request
+        super().__init__(
+            f"{request.product.name} already has an open request (#{request.id},"
+            f" {request.type_label.lower()}, {request.status_label.lower()}); it must finish or"
+            " be cancelled before another can be made."
+        )
+
+
+class NothingChanged(RequestError):
     def __init__(self):
-        super().__init__("A rejection needs a comment for the product team.")
+        super().__init__(
+            "Nothing was changed: the form holds what is live now. No request was made."
+        )
 
 
-def submit_create(data: product_services.ProductData, requester) -> Request:
-    """Create a product and its pending create request; tell the team and the reviewers."""
-    product = product_services.create_product(data, requester)
+class WrongState(RequestError):
+    """The product is not in a state that allows this request."""
+
+
+class ConfirmationMismatch(RequestError):
+    def __init__(self, plate: str):
+        super().__init__(f"Type the licence plate {plate} exactly to confirm the deletion.")
+
+
+def by_submission_key(key: str | None, requester) -> Request | None:
+    """The request an earlier send of the same form made, if any (a double click, a re-sent
+    POST): the caller shows it instead of making another."""
+    if not key:
+        return None
+    return db.session.scalar(
+        select(Request).where(
+            Request.submission_key == key, Request.requested_by_id == requester.id
+        )
+    )
+
+
+def active_request(product: Product) -> Request | None:
+    return db.session.scalar(
+        select(Request).where(
+            Request.product_id == product.id,
+            Request.status.in_([s.value for s in ACTIVE_STATUSES]),
+        )
+    )
+
+
+def _new_request(product, kind, requester, original, requested, key) -> Request:
     request = Request(
         product=product,
-        type=RequestType.CREATE.value,
+        type=kind.value,
         requested_by_id=requester.id,
         requested_by=requester,
-        original_data=None,
-        requested_data=data.as_dict(),
+        original_data=original,
+        requested_data=requested,
+        submission_key=key or None,
         status=None,
         events=[],
     )
     db.session.add(request)
+    return request
+
+
+def submit_create(
+    data: product_services.ProductData, requester, submission_key: str | None = None
+) -> Request:
+    """Create a product and its pending create request; tell the team and the reviewers."""
+    product = product_services.create_product(data, requester)
+    request = _new_request(
+        product, RequestType.CREATE, requester, None, data.as_dict(), submission_key
+    )
     transition(request, RequestStatus.PENDING, requester, note="Submitted for review.")
+    db.session.flush()
+    return request
+
+
+def _require_state(product: Product, allowed: ProductStatus, doing: str) -> None:
+    active = active_request(product)
+    if active is not None:
+        raise ActiveRequestExists(active)
+    if product.status != allowed:
+        raise WrongState(
+            f"{product.name} is {ProductStatus(product.status).label.lower()}: {doing} only"
+            f" {'an' if allowed.label[0] in 'AEIOU' else 'a'} {allowed.label.lower()} product."
+        )
+
+
+def submit_again(
+    product: Product,
+    data: product_services.ProductData,
+    requester,
+    submission_key: str | None = None,
+) -> Request:
+    """Ask again for a product whose first request was rejected or cancelled: the same product
+    and licence plate, with the data of the new form."""
+    _require_state(product, ProductStatus.NOT_CREATED, "you can ask again for")
+    product_services.reopen(product, data)
+    request = _new_request(
+        product, RequestType.CREATE, requester, None, data.as_dict(), submission_key
+    )
+    transition(
+        request, RequestStatus.PENDING, requester, note="Asked for again; submitted for review."
+    )
+    db.session.flush()
+    return request
+
+
+def preview_edit(product: Product, data: product_services.ProductData):
+    """The changes an edit would make to the live product, and the path they would take."""
+    before = product_services.live_data(product)
+    after = {**data.as_dict(), "cluster": product.cluster_name}  # the cluster never changes
+    found = changes.diff(before, after)
+    return before, after, found, changes.assess(found, current_app.config["AUTO_APPROVE_EDITS"])
+
+
+def submit_edit(
+    product: Product,
+    data: product_services.ProductData,
+    requester,
+    submission_key: str | None = None,
+) -> Request:
+    """Ask for a change to a live product. Changes that the automatic-approval rules allow go
+    to the provisioner at once, with the rule on the timeline; the rest wait for review."""
+    _require_state(product, ProductStatus.ACTIVE, "you can change")
+    before, after, found, verdict = preview_edit(product, data)
+    if not found:
+        raise NothingChanged()
+    request = _new_request(product, RequestType.EDIT, requester, before, after, submission_key)
+    if verdict.needs_review:
+        transition(request, RequestStatus.PENDING, requester, note=verdict.summary)
+    else:
+        request.decided_at = utcnow()
+        request.decision_data = after
+        transition(request, RequestStatus.APPROVED, requester, note=verdict.summary)
+    db.session.flush()
+    return request
+
+
+def submit_delete(
+    product: Product, requester, confirmation: str, submission_key: str | None = None
+) -> Request:
+    """Ask for a live product to be deleted; the team confirms by typing its licence plate.
+    A super admin always decides."""
+    if (confirmation or "").strip().lower() != product.licence_plate:
+        raise ConfirmationMismatch(product.licence_plate)
+    _require_state(product, ProductStatus.ACTIVE, "you can delete")
+    live = product_services.live_data(product)
+    request = _new_request(product, RequestType.DELETE, requester, live, live, submission_key)
+    transition(request, RequestStatus.PENDING, requester, note="Deletion requested.")
     db.session.flush()
     return request
 
@@ -77,12 +223,20 @@ def _lock(request_id: int) -> Request | None:
     return db.session.scalar(query)
 
 
-def decide(request_id: int, actor, approve: bool, comment: str | None = None) -> Request:
+def decide(
+    request_id: int,
+    actor,
+    approve: bool,
+    comment: str | None = None,
+    quotas: dict[str, dict[str, str]] | None = None,
+) -> Request:
     """Approve or reject a pending request as super admin ``actor``.
 
-    Raises :class:`AlreadyDecided` when the request is no longer pending (another admin was
-    first, or the requester cancelled), :class:`NotAllowed` for a request the admin submitted,
-    :class:`CommentRequired` for a rejection without a comment.
+    ``quotas`` (environment -> kind -> option): an edit approved with other quotas than asked;
+    the reason goes in ``comment``. Raises :class:`AlreadyDecided` when the request is no
+    longer pending (another admin was first, or the requester cancelled), :class:`NotAllowed`
+    for a request the admin submitted, :class:`CommentRequired` for a rejection, or a change of
+    quotas, without a comment.
     """
     if not actor.is_super_admin:
         raise NotAllowed("Only super admins decide requests.")
@@ -97,12 +251,18 @@ def decide(request_id: int, actor, approve: bool, comment: str | None = None) ->
     if not approve and not comment:
         raise CommentRequired()
 
+    decided = request.requested_data
+    if approve and quotas:
+        decided = _with_quotas(request, quotas)
+        if decided != request.requested_data and not comment:
+            raise CommentRequired("Say why the granted quotas differ from those asked for.")
+
     request.decided_by_id = actor.id
     request.decided_by = actor
     request.decided_at = utcnow()
     request.decision_comment = comment
     if approve:
-        request.decision_data = request.requested_data
+        request.decision_data = decided
     try:
         transition(
             request, RequestStatus.APPROVED if approve else RequestStatus.REJECTED, actor, comment
@@ -112,6 +272,23 @@ def decide(request_id: int, actor, approve: bool, comment: str | None = None) ->
         # The version column caught a decision that landed between our read and our write.
         raise DecidedConcurrently() from exc
     return request
+
+
+def _with_quotas(request: Request, quotas: dict[str, dict[str, str]]) -> dict:
+    if request.type != RequestType.EDIT:
+        raise NotAllowed("Only a change can be approved with other quotas than asked.")
+    known = {o.name: kind for kind, opts in reference.quota_options_by_kind().items() for o in opts}
+    namespaces = {}
+    for env in ENVIRONMENTS:
+        namespaces[env] = {}
+        for kind in QUOTA_KINDS:
+            option = (
+                quotas.get(env, {}).get(kind) or request.requested_data["namespaces"][env][kind]
+            )
+            if known.get(option) != kind:
+                raise InvalidDecision(f"Choose a {kind} quota for {env} from the list.")
+            namespaces[env][kind] = option
+    return {**request.requested_data, "namespaces": namespaces}
 
 
 def cancel(request_id: int, actor) -> Request:

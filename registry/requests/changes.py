@@ -1,0 +1,157 @@
+"""What an edit changes (a diff of two product records, field by field), and the automatic-approval
+rules that say which changes go straight to the provisioner and which wait for a super admin.
+
+The rules are one table, :data:`RULES`, documented in the README: change it here and there.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..reference import quotas
+from ..reference.models import ENVIRONMENTS, QUOTA_KINDS
+
+CONTACT_ROLES = {
+    "owner": "Product owner",
+    "primary_lead": "Primary technical lead",
+    "secondary_lead": "Secondary technical lead",
+}
+QUOTA_LABELS = {"cpu": "CPU", "memory": "memory", "storage": "storage", "snapshot": "snapshots"}
+DETAILS = {"name": "Product name", "description": "Description", "ministry": "Ministry"}
+
+
+@dataclass(frozen=True)
+class Change:
+    """One field that differs: ``kind`` is detail, contact or quota; ``direction`` +1 or -1 for
+    a quota that goes up or down."""
+
+    kind: str
+    field: str
+    label: str
+    before: str
+    after: str
+    direction: int = 0
+
+    @property
+    def sentence(self) -> str:
+        if self.kind == "quota":
+            verb = "goes up" if self.direction > 0 else "goes down"
+            return f"{self.label} {verb} from {self.before} to {self.after}"
+        if self.kind == "contact":
+            return f"{self.label} changes from {self.before} to {self.after}"
+        return f"{self.label} changes"
+
+
+def _contact(value: dict | None) -> str:
+    if not value:
+        return "nobody"
+    return f"{value['first_name']} {value['last_name']} <{value['email']}>"
+
+
+def diff(before: dict, after: dict) -> list[Change]:
+    """The fields of ``after`` that differ from ``before`` (both in ``ProductData.as_dict``
+    shape), in the order the form shows them."""
+    changes = [
+        Change("detail", key, label, before[key], after[key])
+        for key, label in DETAILS.items()
+        if before[key] != after[key]
+    ]
+    for role, label in CONTACT_ROLES.items():
+        old, new = before["contacts"].get(role), after["contacts"].get(role)
+        if (old or None) != (new or None):
+            changes.append(
+                Change("contact", f"contacts.{role}", label, _contact(old), _contact(new))
+            )
+    for env in ENVIRONMENTS:
+        for kind in QUOTA_KINDS:
+            old, new = before["namespaces"][env][kind], after["namespaces"][env][kind]
+            if old != new:
+                changes.append(
+                    Change(
+                        "quota",
+                        f"namespaces.{env}.{kind}",
+                        f"{env} {QUOTA_LABELS[kind]}",
+                        quotas.describe(old),
+                        quotas.describe(new),
+                        1 if quotas.size(new) > quotas.size(old) else -1,
+                    )
+                )
+    return changes
+
+
+def contacts_changed(before: dict | None, after: dict) -> bool:
+    """The provisioning message's ``isContactChanged``: who gets admin in the namespaces."""
+    if before is None:
+        return False
+    emails = [
+        {role: (c or {}).get("email") for role, c in data["contacts"].items()}
+        for data in (before, after)
+    ]
+    return emails[0] != emails[1]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One line of the automatic-approval table."""
+
+    name: str
+    matches: Callable[[Change], bool]
+    needs_review: bool
+    why: str
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        "quota-increase",
+        lambda c: c.kind == "quota" and c.direction > 0,
+        True,
+        "More CPU, memory, storage or snapshots cost the platform capacity: a super admin reviews.",
+    ),
+    Rule(
+        "quota-decrease",
+        lambda c: c.kind == "quota" and c.direction < 0,
+        False,
+        "Giving capacity back needs no review.",
+    ),
+    Rule(
+        "contacts",
+        lambda c: c.kind == "contact",
+        False,
+        "The team names its own owner and technical leads; the old and new contacts are told.",
+    ),
+    Rule(
+        "details",
+        lambda c: c.kind == "detail",
+        False,
+        "Name, description and ministry are the team's to keep current.",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Which path a change takes, and why, in words shown before and after submit."""
+
+    needs_review: bool
+    reasons: tuple[str, ...]
+
+    @property
+    def summary(self) -> str:
+        head = "Needs review" if self.needs_review else "Approved automatically, no quota goes up"
+        return f"{head}: {'; '.join(self.reasons)}."
+
+
+def rule_for(change: Change) -> Rule:
+    return next(rule for rule in RULES if rule.matches(change))
+
+
+def assess(changes: list[Change], automatic: bool = True) -> Verdict:
+    """Apply :data:`RULES` to an edit's changes. ``automatic=False`` (the setting
+    ``AUTO_APPROVE_EDITS``) sends every change to review."""
+    if not automatic:
+        return Verdict(
+            True, ("automatic approval is turned off; a super admin reviews every change",)
+        )
+    reviewed = [c for c in changes if rule_for(c).needs_review]
+    if reviewed:
+        return Verdict(True, tuple(c.sentence for c in reviewed))
+    return Verdict(False, tuple(c.sentence for c in changes))
