@@ -61,7 +61,7 @@ class Defaults:
     # review (registry/requests/changes.py, RULES). False: a super admin reviews every change.
     AUTO_APPROVE_EDITS = True
     # How passwords are hashed (werkzeug's generate_password_hash). Tests use a cheap one.
-    PASSWORD_HASH_METHOD = "scrypt"
+    PASSWORD_HASH_METHOD = "scrypt"  # noqa: S105 - a method name, not a password
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     WTF_CSRF_TIME_LIMIT = None

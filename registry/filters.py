@@ -22,6 +22,33 @@ def quota(name: str) -> str:
     return quotas.describe(name)
 
 
+def change_rows(request) -> list:
+    """An edit's fields side by side: live when asked, asked for, granted."""
+    from .requests import changes
+
+    return changes.compare(request.original_data, request.requested_data, request.decision_data)
+
+
+def diff(original: dict, requested: dict) -> list:
+    """An edit's changes (field, from, to)."""
+    from .requests import changes
+
+    return changes.diff(original, requested)
+
+
+def asked_for(request) -> str:
+    """What a request asks for, to end a sentence: 'a change to River Permits'."""
+    name = request.product.name
+    return {
+        "create": f"the new product {name}",
+        "edit": f"a change to {name}",
+        "delete": f"the deletion of {name}",
+    }[request.type]
+
+
 def register(app) -> None:
     app.add_template_filter(age, "age")
     app.add_template_filter(quota, "quota")
+    app.add_template_filter(change_rows, "change_rows")
+    app.add_template_filter(diff, "diff")
+    app.add_template_filter(asked_for, "asked_for")

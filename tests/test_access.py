@@ -136,6 +136,7 @@ def matrix(signed_in, anonymous=LOGIN, **exceptions) -> dict:
 
 PRODUCT_PAGE = matrix(200, unrelated=404)  # a product's own pages: its people, and the staff
 STAFF_PAGE = matrix(403, support=200, super_admin=200)
+DAY_TWO = matrix(409, support=403, unrelated=404)
 SUPER_ADMIN_ACTION = {"unrelated", "contact", "requester", "support"}
 
 
@@ -198,6 +199,19 @@ ROUTES = [
         query={"field": "name"},
     ),
     Route("products.detail", "GET", PRODUCT_PAGE),
+    # The world's product is still requested: no change, deletion or new request can be made
+    # while its first request is open, and the answer says so (409) to those who may ask.
+    *(
+        Route(endpoint, method, DAY_TWO, form=lambda w: builders.form_data(confirmation=w.plate))
+        for endpoint in ("products.change", "products.delete", "products.request_again")
+        for method in ("GET", "POST")
+    ),
+    Route(
+        "products.change_preview",
+        "POST",
+        matrix(200, support=403, unrelated=404),
+        form=lambda w: builders.form_data(),
+    ),
     Route("requests.detail", "GET", PRODUCT_PAGE),
     Route(
         "requests.cancel",

@@ -202,7 +202,7 @@ def test_submit_sends_received_to_the_team_and_awaiting_review_to_the_reviewers(
     to_team = messages[subject("received", product)]
     check_delivered(to_team, row_for("received", request), request)
     assert to_addresses(to_team) == team
-    assert "Olivia Owner asked for a new product" in text_part(to_team)
+    assert "Olivia Owner asked for the new product" in text_part(to_team)
 
     to_reviewers = messages[subject("awaiting_review", product)]
     check_delivered(to_reviewers, row_for("awaiting_review", request), request)
@@ -242,7 +242,7 @@ def test_approval_is_sent_to_the_team(mail_app, smtp_sink, owner, admin):
     assert message["Subject"] == subject("approved", request.product)
     check_delivered(message, row_for("approved", request), request)
     assert to_addresses(message) == team_of(request, owner)
-    assert "Ada Admin approved the request" in text_part(message)
+    assert "Ada Admin approved the new product" in text_part(message)
 
 
 def test_rejection_is_sent_to_the_team_with_the_comment(mail_app, smtp_sink, owner, admin):
@@ -277,7 +277,7 @@ def test_cancellation_is_sent_to_the_team(mail_app, smtp_sink, owner):
     assert message["Subject"] == subject("cancelled", request.product)
     check_delivered(message, row_for("cancelled", request), request)
     assert to_addresses(message) == team_of(request, owner)
-    assert "Olivia Owner cancelled the request" in text_part(message)
+    assert "Olivia Owner cancelled the new product" in text_part(message)
 
 
 # --- 2. the mail server is down, then back -------------------------------------------------------
@@ -636,7 +636,7 @@ def test_the_development_mailbox_keeps_mail_instead_of_sending_it(client, app, o
     page = client.get(f"/dev/mailbox/{received_row.id}").get_data(as_text=True)
     assert str(escape(received_row.body_text)) in page
     assert f"{PUBLIC_URL}/requests/{request.id}" in page
-    assert "Olivia Owner asked for a new product" in page
+    assert "Olivia Owner asked for the new product" in page
 
     response = client.get(f"/dev/mailbox/{received_row.id}/html")
     assert response.get_data(as_text=True) == received_row.body_html

@@ -14,12 +14,12 @@ from sqlalchemy import select, text
 
 from registry.extensions import db
 from registry.products.models import Product, ProductStatus
+from registry.products.services import ProductData, live_data
 from registry.provisioning import contract
 from registry.provisioning import services as provisioning
 from registry.provisioning.models import ServiceAccount
 from registry.requests import services
-from registry.requests.lifecycle import transition
-from registry.requests.models import Request, RequestEvent, RequestStatus, RequestType
+from registry.requests.models import Request, RequestEvent, RequestStatus
 
 from . import builders
 from .support import in_a_thread, run_async
@@ -440,20 +440,12 @@ def test_provisioner_report_publishes_a_status_report_to_jetstream(
 
 
 def _edit_request(product: Product, requester) -> Request:
-    """A second request of a provisioned product, made directly: there is no edit form yet."""
-    edit = Request(
-        product=product,
-        type=RequestType.EDIT.value,
-        requested_by_id=requester.id,
-        requested_by=requester,
-        original_data=None,
-        requested_data={"name": product.name},
-        status=None,
-        events=[],
-    )
-    db.session.add(edit)
-    transition(edit, S.PENDING, requester, note="Submitted for review.")
+    """A second request of a provisioned product: a quota increase, which waits for review."""
+    data = ProductData.from_dict(live_data(product))
+    data.quotas["prod"]["cpu"] = "cpu-request-2-limit-4"
+    edit = services.submit_edit(product, data, requester)
     db.session.commit()
+    assert edit.status == S.PENDING
     return edit
 
 
@@ -539,20 +531,27 @@ def test_the_product_page_says_which_request_is_active_and_who_it_waits_on(clien
     req = builders.submit(owner, cluster_name="gold")
     product = req.product
     builders.login(client, owner)
-    says = f"request #{req.id} (create) is waiting on"
+    says = f"request #{req.id} is waiting on"
+    then = "Another request can be made once it is finished."
 
-    assert active_line(client, product) == f"Pending approval: {says} a super admin's review."
+    assert active_line(client, product) == (
+        f"New product pending approval: {says} a super admin's review. {then}"
+    )
 
     services.decide(req.id, admin, approve=True)
     db.session.commit()
-    assert active_line(client, product) == f"Approved: {says} the provisioner to start."
+    assert active_line(client, product) == (
+        f"New product approved: {says} the provisioner to start. {then}"
+    )
 
     report(req, "gold", "workflow_started")
-    assert active_line(client, product) == f"Provisioning: {says} the provisioner."
+    assert (
+        active_line(client, product) == f"New product provisioning: {says} the provisioner. {then}"
+    )
 
     report(req, "gold", "provisioned")
     assert active_line(client, product) == (
-        f"Partially provisioned: {says} the provisioner on the second cluster."
+        f"New product partially provisioned: {says} the provisioner on the second cluster. {then}"
     )
 
     report(req, "golddr", "provisioned")
@@ -560,6 +559,7 @@ def test_the_product_page_says_which_request_is_active_and_who_it_waits_on(clien
     page = client.get(f"/products/{product.licence_plate}").get_data(as_text=True)
     assert "is waiting on" not in page
     assert "Provisioned" in page
+    assert "Request a change" in page
 
 
 def test_the_product_page_says_a_failed_request_waits_on_a_super_admin(client, owner, admin):
@@ -569,8 +569,9 @@ def test_the_product_page_says_a_failed_request_waits_on_a_super_admin(client, o
     builders.login(client, owner)
 
     assert active_line(client, req.product) == (
-        f"Failed: request #{req.id} (create) is waiting on"
+        f"New product failed: request #{req.id} is waiting on"
         " a super admin to fix the cause and re-send it."
+        " Another request can be made once it is finished."
     )
 
 

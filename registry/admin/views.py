@@ -5,6 +5,8 @@ from ..auth.access import roles_required
 from ..auth.models import Role
 from ..extensions import db
 from ..htmx import is_htmx, redirect_to, render
+from ..reference import services as reference
+from ..reference.models import ENVIRONMENTS, QUOTA_KINDS
 from ..requests import queries
 from ..requests import services as request_services
 from . import bp
@@ -16,7 +18,22 @@ def _queue_page(**context):
     page = queries.pending_queue(
         request.args.get("page", 1, type=int), current_app.config["PAGE_SIZE"]
     )
-    return {"page": page, "pending_count": page.total, "errors": {}, **context}
+    return {"page": page, "pending_count": page.total, "errors": {}, **_options(), **context}
+
+
+def _options() -> dict:
+    return {"quota_options": reference.quota_options_by_kind()}
+
+
+def _granted_quotas() -> dict[str, dict[str, str]] | None:
+    """The quotas of "Approve with other quotas", if the form sent them."""
+    quotas: dict[str, dict[str, str]] = {}
+    for env in ENVIRONMENTS:
+        for kind in QUOTA_KINDS:
+            value = request.form.get(f"quota-{env}-{kind}")
+            if value:
+                quotas.setdefault(env, {})[kind] = value
+    return quotas or None
 
 
 @bp.get("/queue")
@@ -33,7 +50,9 @@ def decide(request_id: int):
         abort(400, "The decision must be approve or reject.")
     comment = request.form.get("comment", "")
     try:
-        req = request_services.decide(request_id, current_user, decision == "approve", comment)
+        req = request_services.decide(
+            request_id, current_user, decision == "approve", comment, quotas=_granted_quotas()
+        )
         verb = "Approved" if decision == "approve" else "Rejected"
         message = f"{verb} {req.product.name} ({req.product.licence_plate})."
         db.session.commit()
@@ -43,7 +62,11 @@ def decide(request_id: int):
     except (request_services.AlreadyDecided, request_services.DecidedConcurrently):
         db.session.rollback()
         return _already_decided(request_id)
-    except (request_services.CommentRequired, request_services.NotAllowed) as exc:
+    except (
+        request_services.CommentRequired,
+        request_services.InvalidDecision,
+        request_services.NotAllowed,
+    ) as exc:
         db.session.rollback()
         status = 403 if isinstance(exc, request_services.NotAllowed) else 422
         return _with_error(request_id, str(exc), comment, status)
@@ -85,6 +108,7 @@ def _with_error(request_id: int, message: str, comment: str, status: int):
             req=req,
             error=message,
             comment=comment,
+            **_options(),
         )
     context = _queue_page(errors={request_id: message}, comments={request_id: comment})
     return render(QUEUE, status=status, **context)

@@ -15,6 +15,7 @@ from .models import EmailStatus, OutboxEmail
 # The session flag that tells the sender, after the commit, that there is mail to send.
 OUTBOX_FLAG = "outbox_written"
 
+# Subjects by email kind, and by request kind where an edit or a delete reads differently.
 SUBJECTS = {
     "received": "Request received: {name} ({plate})",
     "awaiting_review": "Awaiting your review: {name} ({plate})",
@@ -23,6 +24,20 @@ SUBJECTS = {
     "cancelled": "Cancelled: {name} ({plate})",
     "provisioned": "Your namespaces are ready: {name} ({plate})",
     "failed": "Provisioning failed: {name} ({plate})",
+    ("received", "edit"): "Change requested: {name} ({plate})",
+    ("received", "delete"): "Deletion requested: {name} ({plate})",
+    ("awaiting_review", "edit"): "Change awaiting your review: {name} ({plate})",
+    ("awaiting_review", "delete"): "Deletion awaiting your review: {name} ({plate})",
+    ("approved", "edit"): "Change approved: {name} ({plate})",
+    ("approved", "delete"): "Deletion approved: {name} ({plate})",
+    ("rejected", "edit"): "Change rejected: {name} ({plate})",
+    ("rejected", "delete"): "Deletion rejected: {name} ({plate})",
+    ("cancelled", "edit"): "Change cancelled: {name} ({plate})",
+    ("cancelled", "delete"): "Deletion cancelled: {name} ({plate})",
+    ("provisioned", "edit"): "Your change is applied: {name} ({plate})",
+    ("provisioned", "delete"): "Deleted: {name} ({plate})",
+    ("failed", "edit"): "Change failed: {name} ({plate})",
+    ("failed", "delete"): "Deletion failed: {name} ({plate})",
 }
 
 
@@ -36,11 +51,15 @@ def public_url(endpoint: str, **values) -> str:
 
 
 def team_addresses(request) -> list[str]:
-    """The product's contacts, and the requester when they are not one of them."""
+    """The product's contacts, every contact the request names or replaces (an edit tells the
+    old and the new owner), and the requester."""
     addresses = list(request.product.contact_emails)
-    if request.requested_by.email not in addresses:
-        addresses.append(request.requested_by.email)
-    return addresses
+    for data in (request.original_data, request.requested_data, request.decision_data):
+        for contact in (data or {}).get("contacts", {}).values():
+            if contact:
+                addresses.append(contact["email"].lower())
+    addresses.append(request.requested_by.email)
+    return list(dict.fromkeys(addresses))
 
 
 def reviewer_addresses() -> list[str]:
@@ -59,7 +78,8 @@ def enqueue(kind: str, recipients: list[str], request=None, **context) -> Outbox
     context.update(request=request, product=request.product if request else None)
     if request is not None:
         context.setdefault("request_url", public_url("requests.detail", request_id=request.id))
-    subject = "[Product Registry] " + SUBJECTS[kind].format(
+    template = SUBJECTS.get((kind, request.type), SUBJECTS[kind]) if request else SUBJECTS[kind]
+    subject = "[Product Registry] " + template.format(
         name=" ".join(request.product.name.split()), plate=request.product.licence_plate
     )
     email = OutboxEmail(
@@ -88,6 +108,9 @@ def request_moved(request, event) -> None:
             request,
             queue_url=public_url("admin.queue"),
         )
+    elif to == "approved" and event.from_status is None:
+        # An edit the automatic-approval rules let through: one email, with the rule.
+        enqueue("approved", team_addresses(request), request, note=event.note)
     elif to == "approved" and event.from_status == "pending":
         enqueue("approved", team_addresses(request), request)
     elif to in ("rejected", "cancelled"):

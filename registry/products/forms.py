@@ -1,9 +1,13 @@
-"""The new product form: every rule of DOMAIN.md's product table, each with its own message."""
+"""The product forms: every rule of the product table (docs/domain.md), each with its own message.
+
+One form asks for a new product, for it again after a rejection, and for a change; the deletion
+form asks only for the licence plate, typed to confirm."""
 
 import re
+import uuid
 
 from flask_wtf import FlaskForm
-from wtforms import Form, FormField, SelectField, StringField, TextAreaField
+from wtforms import Form, FormField, HiddenField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Email, Length, Optional, ValidationError
 
 from ..reference import services as reference
@@ -95,7 +99,23 @@ class NamespaceQuotaForm(Form):
     snapshot = SelectField("Snapshots", validate_choice=False)
 
 
-class ProductForm(FlaskForm):
+def new_submission_key() -> str:
+    return uuid.uuid4().hex
+
+
+class SubmitOnce:
+    """A one-time key per rendered form: the same form sent twice (a double click, a re-sent
+    POST) makes one request; the view shows the first instead of making a second."""
+
+    submission_key = HiddenField(default=new_submission_key)
+
+    @property
+    def key(self) -> str | None:
+        value = (self.submission_key.data or "").strip()
+        return value if re.fullmatch(r"[0-9a-f]{32}", value) else None
+
+
+class ProductForm(SubmitOnce, FlaskForm):
     name = StringField(
         "Product name",
         filters=[_strip],
@@ -210,6 +230,21 @@ class ProductForm(FlaskForm):
                 errors[field.name] = list(field.errors)
         return errors
 
+    @staticmethod
+    def values_of(data: dict) -> dict:
+        """A request's recorded data (``ProductData.as_dict``) as the form's initial values."""
+        contacts = data["contacts"]
+        return {
+            "name": data["name"],
+            "description": data["description"],
+            "ministry": data["ministry"],
+            "cluster": data["cluster"],
+            "product_owner": contacts["owner"],
+            "primary_lead": contacts["primary_lead"],
+            "secondary_lead": contacts.get("secondary_lead") or {},
+            **{env: data["namespaces"][env] for env in ENVIRONMENTS},
+        }
+
     def to_data(self) -> ProductData:
         secondary = self.secondary_lead.form
         return ProductData(
@@ -224,3 +259,19 @@ class ProductForm(FlaskForm):
                 env: {kind: self[env][kind].data for kind in QUOTA_KINDS} for env in ENVIRONMENTS
             },
         )
+
+
+class ChangeForm(ProductForm):
+    """A change to a live product: everything but the cluster, which never changes."""
+
+    def __init__(self, *args, product, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.product = product
+        self.cluster.data = product.cluster_name
+
+    def validate_cluster(self, field):
+        pass  # fixed to the product's own; a lab product stays where it is
+
+
+class DeletionForm(SubmitOnce, FlaskForm):
+    confirmation = StringField("Type the licence plate to confirm", filters=[_lower])

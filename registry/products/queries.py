@@ -52,3 +52,29 @@ def get_visible(licence_plate: str, user) -> Product | None:
         .options(*product_options())
     )
     return db.session.scalar(query)
+
+
+def product_page(product: Product, requests: list) -> dict:
+    """What the product page shows besides the product: its open request, the change that
+    request would make to what is live, and whether the product was ever built.
+
+    ``requests``: the product's requests, newest first.
+    """
+    from ..requests import changes
+    from ..requests.models import RequestStatus, RequestType
+
+    active = next((r for r in requests if r.is_active), None)
+    pending_changes = []
+    if active is not None and active.type == RequestType.EDIT:
+        pending_changes = changes.diff(active.original_data, active.granted_data)
+    built = any(
+        r.type == RequestType.CREATE and r.status == RequestStatus.PROVISIONED for r in requests
+    )
+    last_create = next((r for r in requests if r.type == RequestType.CREATE), None)
+    return {
+        "requests": requests,
+        "active": active,
+        "pending_changes": pending_changes,
+        "built": built,
+        "last_create": last_create,
+    }

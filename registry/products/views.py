@@ -1,5 +1,6 @@
 from flask import abort, flash, render_template, request, url_for
 from flask_login import current_user, login_required
+from sqlalchemy.exc import IntegrityError
 
 from ..auth.access import roles_required
 from ..auth.models import Role
@@ -7,8 +8,10 @@ from ..extensions import db
 from ..htmx import redirect_to, render
 from ..requests import queries as request_queries
 from ..requests import services as request_services
+from ..requests.models import RequestType
 from . import bp, queries
-from .forms import ProductForm
+from . import services as product_services
+from .forms import ChangeForm, DeletionForm, ProductForm
 
 
 @bp.get("/products")
@@ -23,20 +26,45 @@ def mine():
 REQUESTERS = (Role.USER, Role.SUPER_ADMIN)
 
 
+def _submit_once(form, submit):
+    """Run ``submit()`` and commit, unless this form was sent before: then the request the
+    first send made. Two sends at the same instant race on the key's unique index; the loser
+    rolls back and is shown the winner's request, or the error the winner's request now causes
+    (one open request per product)."""
+    earlier = request_services.by_submission_key(form.key, current_user)
+    if earlier is not None:
+        return earlier
+    try:
+        req = submit()
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        earlier = request_services.by_submission_key(form.key, current_user)
+        if earlier is not None:
+            return earlier
+        req = submit()  # raises the rule the concurrent request broke, as a RequestError
+        db.session.commit()
+    return req
+
+
+def _sent(req, message: str):
+    flash(message, "success")
+    return redirect_to(url_for("requests.detail", request_id=req.id))
+
+
 @bp.route("/products/new", methods=["GET", "POST"])
 @roles_required(*REQUESTERS)
 def new():
     form = ProductForm(user=current_user)
     if form.validate_on_submit():
-        req = request_services.submit_create(form.to_data(), current_user)
-        message = (
-            f"Your request for {req.product.name} ({req.product.licence_plate}) is with the "
-            "super admins for review. You will get an email when it is decided."
+        req = _submit_once(
+            form, lambda: request_services.submit_create(form.to_data(), current_user, form.key)
         )
-        target = url_for("requests.detail", request_id=req.id)
-        db.session.commit()
-        flash(message, "success")
-        return redirect_to(target)
+        return _sent(
+            req,
+            f"Your request for {req.product.name} ({req.product.licence_plate}) is with the "
+            "super admins for review. You will get an email when it is decided.",
+        )
     status = 422 if form.errors else 200
     return render("products/new.html", block="form", status=status, form=form)
 
@@ -61,4 +89,146 @@ def detail(plate: str):
     if product is None:
         abort(404)
     requests = request_queries.for_products([product.id])[product.id]
-    return render_template("products/detail.html", product=product, requests=requests)
+    return render_template(
+        "products/detail.html", product=product, **queries.product_page(product, requests)
+    )
+
+
+def _requestable(plate: str):
+    """The product, for someone who may ask for it to change: its team or a super admin."""
+    product = queries.get_visible(plate, current_user)
+    if product is None:
+        abort(404)
+    return product
+
+
+def _refused(product, exc: request_services.RequestError, status: int = 409, **context):
+    """Another request is open, or the product is not in a state for this one: the product
+    page, with the reason and a link to the open request."""
+    requests = request_queries.for_products([product.id])[product.id]
+    return render(
+        "products/detail.html",
+        status=status,
+        product=product,
+        refusal=exc,
+        **queries.product_page(product, requests),
+        **context,
+    )
+
+
+@bp.route("/products/<plate>/change", methods=["GET", "POST"])
+@roles_required(*REQUESTERS)
+def change(plate: str):
+    """Ask for a change: the form holds the live values; the team sees the diff and the path
+    (automatic or review) before the request is made."""
+    product = _requestable(plate)
+    live = product_services.live_data(product)
+    form = ChangeForm(user=current_user, product=product, data=ProductForm.values_of(live))
+    blocker = request_services.blocker_for(product, RequestType.EDIT)
+    if blocker is not None:
+        return _refused(product, blocker)
+    if request.method == "GET":
+        return render_template("products/change.html", form=form, product=product)
+    if not form.validate_on_submit():
+        return render("products/change.html", block="form", status=422, form=form, product=product)
+    data = form.to_data()
+    _, _, changes, verdict = request_services.preview_edit(product, data)
+    if not changes:
+        error = request_services.NothingChanged()
+        return render(
+            "products/change.html", status=422, form=form, product=product, nothing=str(error)
+        )
+    if request.form.get("confirmed") != "yes":
+        return render(
+            "products/change.html",
+            block="form",
+            form=form,
+            product=product,
+            changes=changes,
+            verdict=verdict,
+        )
+    try:
+        req = _submit_once(
+            form, lambda: request_services.submit_edit(product, data, current_user, form.key)
+        )
+    except request_services.RequestError as exc:
+        db.session.rollback()
+        return _refused(product, exc)
+    if req.is_auto_approved:
+        message = f"Your change to {product.name} was approved automatically and is being applied."
+    else:
+        message = f"Your change to {product.name} is with the super admins for review."
+    return _sent(req, message)
+
+
+@bp.post("/products/<plate>/change/preview")
+@roles_required(*REQUESTERS)
+def change_preview(plate: str):
+    """While the form is filled in: the changes so far and the path they would take."""
+    product = _requestable(plate)
+    form = ChangeForm(user=current_user, product=product)
+    if not form.validate():
+        return render_template("products/_change_summary.html", invalid=True)
+    _, _, changes, verdict = request_services.preview_edit(product, form.to_data())
+    return render_template("products/_change_summary.html", changes=changes, verdict=verdict)
+
+
+@bp.route("/products/<plate>/delete", methods=["GET", "POST"])
+@roles_required(*REQUESTERS)
+def delete(plate: str):
+    """Ask for the product to be deleted; the team types its licence plate to confirm."""
+    product = _requestable(plate)
+    form = DeletionForm()
+    blocker = request_services.blocker_for(product, RequestType.DELETE)
+    if blocker is not None:
+        return _refused(product, blocker)
+    if request.method == "GET":
+        return render_template("products/delete.html", form=form, product=product)
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        req = _submit_once(
+            form,
+            lambda: request_services.submit_delete(
+                product, current_user, form.confirmation.data, form.key
+            ),
+        )
+    except request_services.ConfirmationMismatch as exc:
+        db.session.rollback()
+        return render(
+            "products/delete.html", status=422, form=form, product=product, error=str(exc)
+        )
+    except request_services.RequestError as exc:
+        db.session.rollback()
+        return _refused(product, exc)
+    return _sent(req, f"Your request to delete {product.name} is with the super admins for review.")
+
+
+@bp.route("/products/<plate>/request-again", methods=["GET", "POST"])
+@roles_required(*REQUESTERS)
+def request_again(plate: str):
+    """Ask again for a product that was never created: the last request's data, its reason."""
+    product = _requestable(plate)
+    blocker = request_services.blocker_for(product, RequestType.CREATE)
+    if blocker is not None:
+        return _refused(product, blocker)
+    last = request_queries.last_create(product.id)
+    form = ProductForm(user=current_user, data=ProductForm.values_of(last.requested_data))
+    context = {"form": form, "product": product, "last": last}
+    if request.method == "GET":
+        return render_template("products/new.html", **context)
+    if not form.validate_on_submit():
+        return render("products/new.html", block="form", status=422, **context)
+    try:
+        req = _submit_once(
+            form,
+            lambda: request_services.submit_again(product, form.to_data(), current_user, form.key),
+        )
+    except request_services.RequestError as exc:
+        db.session.rollback()
+        return _refused(product, exc)
+    return _sent(
+        req,
+        f"Your new request for {req.product.name} ({req.product.licence_plate}) is with the "
+        "super admins for review.",
+    )

@@ -78,6 +78,37 @@ def diff(before: dict, after: dict) -> list[Change]:
     return changes
 
 
+@dataclass(frozen=True)
+class Row:
+    """One field of an edit, side by side: live when asked, asked for, and decided (granted)."""
+
+    label: str
+    live: str
+    asked: str
+    decided: str
+
+
+def compare(original: dict, requested: dict, decided: dict | None) -> list[Row]:
+    """Every field that the request or the decision changes, with its three values."""
+    if original is None:
+        return []  # not an edit: nothing was live to compare with
+    asked = {c.field: c for c in diff(original, requested)}
+    granted = {c.field: c for c in diff(original, decided or requested)}
+    rows = []
+    for field in [*asked, *(f for f in granted if f not in asked)]:
+        change = asked.get(field) or granted[field]
+        a, g = asked.get(field), granted.get(field)
+        rows.append(
+            Row(
+                change.label,
+                change.before,
+                a.after if a else change.before,
+                g.after if g else change.before,
+            )
+        )
+    return rows
+
+
 def contacts_changed(before: dict | None, after: dict) -> bool:
     """The provisioning message's ``isContactChanged``: who gets admin in the namespaces."""
     if before is None:

@@ -8,7 +8,7 @@ from sqlalchemy.orm import selectinload
 from ..extensions import db
 from ..products import queries as product_queries
 from ..products.models import Product, ProductContact
-from .models import ACTIVE_STATUSES, Request, RequestEvent, RequestStatus
+from .models import ACTIVE_STATUSES, Request, RequestEvent, RequestStatus, RequestType
 
 
 def request_options():
@@ -51,6 +51,16 @@ def for_products(product_ids: list[int]) -> dict[int, list[Request]]:
     for req in db.session.scalars(query):
         grouped[req.product_id].append(req)
     return grouped
+
+
+def last_create(product_id: int) -> Request | None:
+    """The product's latest create request: what "Request again" starts from."""
+    return db.session.scalar(
+        select(Request)
+        .where(Request.product_id == product_id, Request.type == RequestType.CREATE.value)
+        .order_by(Request.created_at.desc(), Request.id.desc())
+        .limit(1)
+    )
 
 
 def active_for_products(product_ids: list[int]) -> dict[int, Request]:

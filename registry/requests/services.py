@@ -129,15 +129,36 @@ def submit_create(
     return request
 
 
-def _require_state(product: Product, allowed: ProductStatus, doing: str) -> None:
+# The state a product must be in for each kind of request.
+REQUIRED_STATE = {
+    RequestType.CREATE: ProductStatus.NOT_CREATED,  # asked for again; a new one is submit_create
+    RequestType.EDIT: ProductStatus.ACTIVE,
+    RequestType.DELETE: ProductStatus.ACTIVE,
+}
+
+
+def blocker_for(product: Product, kind: RequestType) -> RequestError | None:
+    """Why ``product`` cannot take a request of ``kind`` now, or None if it can."""
     active = active_request(product)
     if active is not None:
-        raise ActiveRequestExists(active)
+        return ActiveRequestExists(active)
+    allowed = REQUIRED_STATE[kind]
     if product.status != allowed:
-        raise WrongState(
-            f"{product.name} is {ProductStatus(product.status).label.lower()}: {doing} only"
-            f" {'an' if allowed.label[0] in 'AEIOU' else 'a'} {allowed.label.lower()} product."
+        doing = {
+            RequestType.CREATE: "only a product that was not created can be asked for again",
+            RequestType.EDIT: "only an active product can be changed",
+            RequestType.DELETE: "only an active product can be deleted",
+        }[kind]
+        return WrongState(
+            f"{product.name} is {ProductStatus(product.status).label.lower()}: {doing}."
         )
+    return None
+
+
+def _require_state(product: Product, kind: RequestType) -> None:
+    blocker = blocker_for(product, kind)
+    if blocker is not None:
+        raise blocker
 
 
 def submit_again(
@@ -148,7 +169,7 @@ def submit_again(
 ) -> Request:
     """Ask again for a product whose first request was rejected or cancelled: the same product
     and licence plate, with the data of the new form."""
-    _require_state(product, ProductStatus.NOT_CREATED, "you can ask again for")
+    _require_state(product, RequestType.CREATE)
     product_services.reopen(product, data)
     request = _new_request(
         product, RequestType.CREATE, requester, None, data.as_dict(), submission_key
@@ -176,7 +197,7 @@ def submit_edit(
 ) -> Request:
     """Ask for a change to a live product. Changes that the automatic-approval rules allow go
     to the provisioner at once, with the rule on the timeline; the rest wait for review."""
-    _require_state(product, ProductStatus.ACTIVE, "you can change")
+    _require_state(product, RequestType.EDIT)
     before, after, found, verdict = preview_edit(product, data)
     if not found:
         raise NothingChanged()
@@ -198,7 +219,7 @@ def submit_delete(
     A super admin always decides."""
     if (confirmation or "").strip().lower() != product.licence_plate:
         raise ConfirmationMismatch(product.licence_plate)
-    _require_state(product, ProductStatus.ACTIVE, "you can delete")
+    _require_state(product, RequestType.DELETE)
     live = product_services.live_data(product)
     request = _new_request(product, RequestType.DELETE, requester, live, live, submission_key)
     transition(request, RequestStatus.PENDING, requester, note="Deletion requested.")
