@@ -354,3 +354,25 @@ def nats_worker(nats_app):
     yield start
     for worker in workers:
         worker.stop()
+
+
+@pytest.fixture
+def gitops(tmp_path):
+    """Where the reference provisioner keeps its GitOps repository in a test."""
+    return tmp_path / "gitops"
+
+
+@pytest.fixture
+def provisioner(nats_app, nats_worker, gitops):
+    """The registry's relay and bridge, and the reference provisioner, on one nats-server."""
+    from registry.provisioner.worker import ProvisionerWorker
+
+    nats_app.config["PROVISIONER_GITOPS_REPO"] = str(gitops)
+    nats_app.config["PROVISIONER_FAIL_RULES"] = []
+    nats_worker()
+    worker = ProvisionerWorker(nats_app)
+    worker.start()
+    assert worker.ready.wait(20), "the provisioner did not get ready"
+    yield worker
+    worker.stop()
+    assert not worker.is_alive(), "the provisioner did not stop"

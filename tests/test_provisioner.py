@@ -27,7 +27,6 @@ from registry.notifications import sender
 from registry.notifications.models import OutboxEmail
 from registry.products.services import ContactData
 from registry.provisioner.gitops import Repository
-from registry.provisioner.worker import ProvisionerWorker
 from registry.provisioning import contract
 from registry.reference.models import QuotaOption
 from registry.requests import services
@@ -49,25 +48,6 @@ QUOTAS = {
 
 
 # --- fixtures ------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def gitops(tmp_path) -> Path:
-    return tmp_path / "gitops"
-
-
-@pytest.fixture
-def provisioner(nats_app, nats_worker, gitops):
-    """The registry's relay and bridge, and the reference provisioner, on one nats-server."""
-    nats_app.config["PROVISIONER_GITOPS_REPO"] = str(gitops)
-    nats_app.config["PROVISIONER_FAIL_RULES"] = []
-    nats_worker()
-    worker = ProvisionerWorker(nats_app)
-    worker.start()
-    assert worker.ready.wait(20), "the provisioner did not get ready"
-    yield worker
-    worker.stop()
-    assert not worker.is_alive(), "the provisioner did not stop"
 
 
 # --- helpers -------------------------------------------------------------------------------------
