@@ -3,6 +3,7 @@ a clean database per test, an SMTP sink, a live server and a browser."""
 
 import contextlib
 import os
+import pathlib
 import shutil
 import socket
 import threading
@@ -376,3 +377,16 @@ def provisioner(nats_app, nats_worker, gitops):
     yield worker
     worker.stop()
     assert not worker.is_alive(), "the provisioner did not stop"
+
+
+@pytest.fixture
+def screenshot():
+    """Saves a full-page screenshot when REGISTRY_SCREENSHOTS names a directory; else nothing."""
+    directory = os.environ.get("REGISTRY_SCREENSHOTS")
+
+    def take(page, name: str) -> None:
+        if directory:
+            pathlib.Path(directory).mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(pathlib.Path(directory) / f"{name}.png"), full_page=True)
+
+    return take

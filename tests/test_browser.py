@@ -7,9 +7,7 @@ Set REGISTRY_SCREENSHOTS=/some/dir to keep screenshots of the form, the queue an
 """
 
 import json
-import os
 import re
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -26,19 +24,6 @@ from .support import eventually, run_async
 pytestmark = pytest.mark.browser
 
 PASSWORD = "password"  # every builders.make_user account's
-
-
-@pytest.fixture
-def screenshot():
-    """Saves a full-page screenshot when REGISTRY_SCREENSHOTS names a directory; else nothing."""
-    directory = os.environ.get("REGISTRY_SCREENSHOTS")
-
-    def take(page: Page, name: str) -> None:
-        if directory:
-            Path(directory).mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(Path(directory) / f"{name}.png"), full_page=True)
-
-    return take
 
 
 def sign_in(page: Page, live_server: str, user) -> None:

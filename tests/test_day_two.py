@@ -719,3 +719,15 @@ def test_an_edit_decided_without_a_super_admin_is_refused_for_a_create(owner):
     db.session.rollback()
     events = db.session.scalar(select(func.count()).select_from(RequestEvent))
     assert events == 1
+
+
+def test_all_requests_filters_by_kind(client, owner, admin, support):
+    product = live_product(owner, admin, name="Heron nests")
+    edit = services.submit_edit(product, changed(product, description="Nests by the river."), owner)
+    db.session.commit()
+    builders.login(client, support)
+    text = page(client, "/history?type=edit")
+    assert "1 request" in text
+    assert f"#{edit.id} Heron nests" in text and "Change" in text
+    assert "2 requests" in page(client, "/history")
+    assert "1 request" in page(client, "/history?type=create")

@@ -168,6 +168,13 @@ class Request(db.Model):
         return self.status_enum in FINAL_STATUSES
 
     @property
+    def outcome_label(self) -> str:
+        """The status, with a finished edit or delete said as what it did."""
+        if self.status == RequestStatus.PROVISIONED:
+            return {"create": "Provisioned", "edit": "Applied", "delete": "Deleted"}[self.type]
+        return self.status_label
+
+    @property
     def type_label(self) -> str:
         return RequestType(self.type).label
 
