@@ -60,7 +60,7 @@ NAMESPACES = ("tools", "dev", "test", "prod")
 LAB_CLUSTERS = ["klab", "klab2", "clab"]
 NON_LAB_CLUSTERS = ["silver", "gold", "emerald"]
 
-# DOMAIN.md's quota options, in the order the form offers them.
+# The quota options of docs/domain.md, in the order the form offers them.
 QUOTA_OPTIONS = {
     "cpu": [
         "cpu-request-0.5-limit-1.5",

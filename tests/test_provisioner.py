@@ -3,7 +3,7 @@ bridge, and ``ProvisionerWorker`` writing a real git repository.
 
 An approval reaches "provisioned" with every step on the timeline; the GitOps repository's
 ``main`` holds the merged branch of the workflow with manifests that are valid Kubernetes
-objects carrying what DOMAIN.md lists; gold waits for golddr; an injected failure shows and a
+objects carrying what docs/domain.md lists; gold waits for golddr; an injected failure shows and a
 re-send repairs it without a second commit; edits and deletes change git once however often
 they are delivered; invalid messages are reported and do not stop the provisioner.
 """

@@ -1,4 +1,4 @@
-"""The message contracts with the provisioner (DOMAIN.md). A real provisioner depends on them:
+"""The message contracts with the provisioner (docs/domain.md). A real provisioner depends on them:
 change a key here and a pipeline somewhere breaks."""
 
 import json

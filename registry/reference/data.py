@@ -1,4 +1,4 @@
-"""The reference data of DOMAIN.md, as seeded into a new database."""
+"""The reference data of docs/domain.md, as seeded into a new database."""
 
 CLUSTERS = [
     # name, display name, lab, default, paired with
