@@ -9,7 +9,6 @@ sent to the sign-in page (302); without a token the CSRF check runs first and an
 
 import re
 from dataclasses import dataclass, field
-from functools import partial
 from types import SimpleNamespace
 from urllib.parse import parse_qs, urljoin, urlsplit
 
@@ -17,7 +16,6 @@ import pytest
 from markupsafe import escape
 from sqlalchemy import func, select
 
-from registry.auth import models
 from registry.auth.models import Role, User
 from registry.extensions import db
 from registry.notifications.models import EmailStatus, OutboxEmail
@@ -52,13 +50,8 @@ class World:
 
 
 @pytest.fixture
-def world(app, monkeypatch) -> World:
-    # Hundreds of sign-ins: a cheap hash keeps them fast; checking it is the same code path.
-    monkeypatch.setattr(
-        models,
-        "generate_password_hash",
-        partial(models.generate_password_hash, method="pbkdf2:sha256:1"),
-    )
+def world(app) -> World:
+    # Hundreds of sign-ins: the test app's PASSWORD_HASH_METHOD keeps them fast.
     people = {
         "unrelated": builders.make_user(email="unrelated@example.com", name="Una Related"),
         "contact": builders.make_user(email="contact@example.com", name="Cora Contact"),

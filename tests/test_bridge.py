@@ -427,15 +427,16 @@ def test_a_report_that_keeps_failing_is_set_aside_and_holds_up_nothing(
         return apply_report(report, *args, **kwargs)
 
     monkeypatch.setattr(provisioning, "apply_report", failing_for_one_request)
-    worker = nats_worker(relay=False, bridge=True)
-
+    # Both wait in the stream before the bridge starts, so they arrive in one batch: the good
+    # one must not wait for the ack timeout (30 s) because the other broke the batch.
     _publish(
         nats_server,
         contract.report_body(stuck_plate, "silver", stuck_id, "workflow_started"),
         contract.report_body(plate, "silver", request_id, "workflow_started"),
     )
+    worker = nats_worker(relay=False, bridge=True)
 
-    eventually(lambda: _status(request_id) == S.PROVISIONING)
+    eventually(lambda: _status(request_id) == S.PROVISIONING, timeout=10)
     bad = messaging.MAX_DELIVERIES
     [letter] = eventually(_dead_letters)
     assert (

@@ -216,8 +216,9 @@ def handle_reports(app, deliveries: list[Delivery]) -> list[str]:
     Reports are applied in request order (stable, so each request's own order is kept): every
     bridge then locks requests in the same order and two bridges cannot deadlock. A report that
     cannot be used is dead-lettered in the same transaction (apply_report refuses before it
-    writes anything). If the database fails the batch, every message is retried; if it refuses
-    one of them, each is handled on its own so the one it refuses can be set aside.
+    writes anything). If the database fails the batch (a lost lock race), every message is
+    retried; if anything else fails it, each is handled on its own so the one at fault can be
+    set aside.
     """
     if len(deliveries) == 1:
         d = deliveries[0]
@@ -259,8 +260,12 @@ def handle_reports(app, deliveries: list[Delivery]) -> list[str]:
             db.session.rollback()
             log.info("Status batch will be retried: %s", exc)
             return [RETRY] * len(deliveries)
-        except SQLAlchemyError:
+        except Exception:
+            # The database refused one report, or applying one raised (a bug, a character the
+            # database cannot encode): each is handled on its own, so that only the one at fault
+            # is retried or set aside and the rest apply now, not after the ack wait.
             db.session.rollback()
+            log.warning("Status batch failed; handling its reports one by one", exc_info=True)
         finally:
             db.session.remove()
     return [handle_report(app, d.data, d.subject, d.sequence, d.delivered) for d in deliveries]
