@@ -731,3 +731,26 @@ def test_all_requests_filters_by_kind(client, owner, admin, support):
     assert f"#{edit.id} Heron nests" in text and "Change" in text
     assert "2 requests" in page(client, "/history")
     assert "1 request" in page(client, "/history?type=create")
+
+
+def test_a_new_contact_can_read_the_request_that_names_them(client, owner, admin):
+    product = live_product(owner, admin)
+    newcomer = builders.make_user(email="nia.new@example.com", name="Nia New")
+    stranger = builders.make_user(email="someone@example.com", name="Some One")
+    edit = services.submit_edit(
+        product,
+        changed(
+            product,
+            owner=ContactData("Nia", "New", "nia.new@example.com"),
+            quotas={"prod": {"cpu": BIGGER_CPU}},
+        ),
+        owner,
+    )
+    db.session.commit()
+    builders.login(client, newcomer)
+    assert client.get(f"/requests/{edit.id}").status_code == 200
+    # Named by the change, not yet a contact: the product itself waits until it is applied.
+    assert client.get(f"/products/{product.licence_plate}").status_code == 404
+    builders.post(client, "/logout")
+    builders.login(client, stranger)
+    assert client.get(f"/requests/{edit.id}").status_code == 404

@@ -184,6 +184,16 @@ class Request(db.Model):
         return self.decided_at is not None and self.decided_by_id is None
 
     @property
+    def named_emails(self) -> set[str]:
+        """Everyone the request names as a contact, in what was asked or granted."""
+        return {
+            contact["email"].lower()
+            for data in (self.requested_data, self.decision_data)
+            for contact in (data or {}).get("contacts", {}).values()
+            if contact
+        }
+
+    @property
     def granted_data(self) -> dict:
         """What the provisioner is (or was) asked to build: the decision, else the request."""
         return self.decision_data or self.requested_data

@@ -20,7 +20,14 @@ def request_options():
 
 
 def get_visible(request_id: int, user) -> Request | None:
-    """One request with its product and timeline, if ``user`` may read it."""
+    """One request with its product and timeline, if ``user`` may read it: the product's
+    people, the requester, the staff, and anyone the request names as a new contact (they are
+    emailed about it before the change makes them the product's)."""
+    options = (
+        *request_options(),
+        selectinload(Request.events).selectinload(RequestEvent.actor),
+        selectinload(Request.targets),
+    )
     query = (
         select(Request)
         .join(Request.product)
@@ -28,13 +35,14 @@ def get_visible(request_id: int, user) -> Request | None:
             Request.id == request_id,
             or_(product_queries.visible_to(user), Request.requested_by_id == user.id),
         )
-        .options(
-            *request_options(),
-            selectinload(Request.events).selectinload(RequestEvent.actor),
-            selectinload(Request.targets),
-        )
+        .options(*options)
     )
-    return db.session.scalar(query)
+    request = db.session.scalar(query)
+    if request is None:
+        named = db.session.scalar(select(Request).where(Request.id == request_id).options(*options))
+        if named is not None and user.email in named.named_emails:
+            return named
+    return request
 
 
 def for_products(product_ids: list[int]) -> dict[int, list[Request]]:
