@@ -94,6 +94,23 @@ def form_body(product: Product, **overrides) -> dict:
     return body
 
 
+def post_together(clients, url: str, bodies: list[dict]) -> list:
+    """Each client POSTs its body to ``url``, all released at the same instant."""
+    start = threading.Barrier(len(clients))
+    answers = [None] * len(clients)
+
+    def send(i):
+        start.wait()
+        answers[i] = clients[i].post(url, data=bodies[i])
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(clients))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return answers
+
+
 def requests_of(product_id: int) -> list[Request]:
     db.session.expire_all()
     return list(
@@ -619,18 +636,7 @@ def test_two_identical_submits_at_the_same_instant_make_one_product(app, owner):
             builders.login(c, owner)
         body = builders.form_data(submission_key=f"{attempt:032x}")
         bodies = [dict(body, csrf_token=builders.csrf_token(c)) for c in clients]
-        start = threading.Barrier(2)
-        answers = [None, None]
-
-        def send(i, start=start, answers=answers, clients=clients, bodies=bodies):
-            start.wait()
-            answers[i] = clients[i].post("/products/new", data=bodies[i])
-
-        threads = [threading.Thread(target=send, args=(i,)) for i in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
+        answers = post_together(clients, "/products/new", bodies)
         assert [a.status_code for a in answers] == [303, 303], [
             a.get_data(as_text=True)[:500] for a in answers
         ]
@@ -656,18 +662,7 @@ def test_two_different_changes_at_the_same_instant_make_one_request(app, owner, 
         )
         for i, c in enumerate(clients)
     ]
-    start = threading.Barrier(2)
-    answers = [None, None]
-
-    def send(i):
-        start.wait()
-        answers[i] = clients[i].post(f"/products/{plate}/change", data=bodies[i])
-
-    threads = [threading.Thread(target=send, args=(i,)) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    answers = post_together(clients, f"/products/{plate}/change", bodies)
     assert sorted(a.status_code for a in answers) == [303, 409]
     assert len(requests_of(product.id)) == 2
 
