@@ -30,8 +30,8 @@ from registry.auth.models import Role
 from registry.extensions import db
 from registry.products.services import ContactData, ProductData
 from registry.provisioner.worker import ProvisionerWorker
-from registry.provisioning.messaging import NatsWorker
 from registry.provisioning.models import OutboxMessage
+from registry.provisioning.worker import NatsWorker
 from registry.requests import services as request_services
 from registry.requests.models import Request, RequestEvent
 from registry.timeutil import utcnow

@@ -29,8 +29,9 @@ from registry.auth import services as accounts
 from registry.auth.models import Role
 from registry.extensions import db
 from registry.provisioning import contract
-from registry.provisioning.messaging import NatsWorker, ensure_stream
 from registry.provisioning.models import OutboxMessage, ProvisioningTarget
+from registry.provisioning.stream import ensure_stream
+from registry.provisioning.worker import NatsWorker
 from registry.requests import services as request_services
 from registry.requests.models import Request, RequestEvent
 

@@ -38,7 +38,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .products import bp as products_bp
     from .provisioner import bp as provisioner_bp
     from .provisioning import bp as provisioning_bp
-    from .provisioning.messaging import install_commit_hook as install_relay_hook
+    from .provisioning.relay import install_commit_hook as install_relay_hook
     from .reference import bp as reference_bp
     from .requests import bp as requests_bp
 

@@ -7,7 +7,7 @@ Started by the serving entry points (wsgi.py, the ``dev`` and ``worker`` command
 import threading
 
 from .notifications.sender import SenderThread
-from .provisioning.messaging import NatsWorker
+from .provisioning.worker import NatsWorker
 
 _lock = threading.Lock()
 _threads: list[threading.Thread] = []

@@ -32,6 +32,8 @@ class Defaults:
     MAIL_RETRY_BASE_SECONDS = 30
     MAIL_RETRY_MAX_SECONDS = 3600
     MAIL_POLL_SECONDS = 15
+    # While the SMTP server cannot be reached, try it again this often (no email loses an attempt).
+    MAIL_SERVER_RETRY_SECONDS = 2
     # Reviewers that are told of every new request besides the super admins.
     EXTRA_REVIEWER_ADDRESSES: list = []  # noqa: RUF012
     # Where users reach the registry; links in email are built from it.

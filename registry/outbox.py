@@ -28,12 +28,13 @@ def _due(model, now):
     )
 
 
-def claim_due(model, limit: int, lease_seconds: int) -> list[int]:
-    """Claim up to ``limit`` due rows of ``model``, oldest first; commits the claims."""
+def claim_due(model, limit: int, lease_seconds: int, skip: set[int] = frozenset()) -> list[int]:
+    """Claim up to ``limit`` due rows of ``model``, oldest first, but for the ids in ``skip``
+    (those this round already tried); commits the claims."""
     now = utcnow()
     candidates = db.session.scalars(
         select(model.id)
-        .where(*_due(model, now))
+        .where(*_due(model, now), model.id.not_in(skip))
         .order_by(model.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -49,6 +50,23 @@ def claim_due(model, limit: int, lease_seconds: int) -> list[int]:
             claimed.append(row_id)
     db.session.commit()
     return claimed
+
+
+def backoff(attempts: int, base: float, ceiling: float) -> timedelta:
+    """The wait before the next attempt: ``base`` doubled with each attempt, at most ``ceiling``."""
+    return timedelta(seconds=min(base * 2 ** max(attempts - 1, 0), ceiling))
+
+
+def due_now(model) -> int:
+    """Make every pending row of ``model`` due now (its server is back); commits."""
+    now = utcnow()
+    result = db.session.execute(
+        update(model)
+        .where(model.status == "pending", model.next_attempt_at > now)
+        .values(next_attempt_at=now)
+    )
+    db.session.commit()
+    return result.rowcount
 
 
 def next_due_in(model, default: float) -> float:

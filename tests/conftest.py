@@ -322,7 +322,7 @@ def nats_app(app, nats_server):
     """The app wired to a running nats-server whose registry stream starts empty."""
     from nats.js.errors import NotFoundError
 
-    from registry.provisioning.messaging import ensure_stream
+    from registry.provisioning.stream import ensure_stream
 
     if not nats_server.running:
         nats_server.start()
@@ -340,7 +340,7 @@ def nats_app(app, nats_server):
 @pytest.fixture
 def nats_worker(nats_app):
     """Start NatsWorker threads (relay and/or bridge) for a test; all are stopped after it."""
-    from registry.provisioning.messaging import NatsWorker
+    from registry.provisioning.worker import NatsWorker
 
     workers = []
 

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from registry.extensions import db
 from registry.products.models import Product, ProductStatus
-from registry.provisioning import contract, messaging
+from registry.provisioning import bridge, contract
 from registry.provisioning import services as provisioning
 from registry.provisioning.models import DeadLetter, OutboxMessage, ProvisioningTarget
 from registry.requests import services
@@ -33,7 +33,7 @@ STREAM, DURABLE = "REGISTRY", "registry-bridge"
 def spy(monkeypatch):
     """Records, by thread, each start of a bridge's consume loop (a second start means the loop
     died and was started again) and each report a bridge handled, with its verdict."""
-    consume, handle_reports = messaging.consume, messaging.handle_reports
+    consume, handle_reports = bridge.consume, bridge.handle_reports
     seen = SimpleNamespace(starts=[], handled=[])
 
     async def counted_consume(*args, **kwargs):
@@ -45,8 +45,8 @@ def spy(monkeypatch):
         seen.handled.extend((threading.get_ident(), verdict) for verdict in verdicts)
         return verdicts
 
-    monkeypatch.setattr(messaging, "consume", counted_consume)
-    monkeypatch.setattr(messaging, "handle_reports", recorded_handle_reports)
+    monkeypatch.setattr(bridge, "consume", counted_consume)
+    monkeypatch.setattr(bridge, "handle_reports", recorded_handle_reports)
     return seen
 
 
@@ -356,7 +356,7 @@ def test_reports_that_cannot_be_applied_are_dead_lettered_once_and_the_bridge_go
     assert worker.is_alive()
     assert spy.starts == [worker.ident]
     verdicts = [verdict for _, verdict in spy.handled]
-    assert verdicts == [messaging.TERM, messaging.ACK] * 4
+    assert verdicts == [bridge.TERM, bridge.ACK] * 4
 
     builders.login(client, support)
     response = client.get("/admin/dead-letters")
@@ -437,7 +437,7 @@ def test_a_report_that_keeps_failing_is_set_aside_and_holds_up_nothing(
     worker = nats_worker(relay=False, bridge=True)
 
     eventually(lambda: _status(request_id) == S.PROVISIONING, timeout=10)
-    bad = messaging.MAX_DELIVERIES
+    bad = bridge.MAX_DELIVERIES
     [letter] = eventually(_dead_letters)
     assert (
         letter.reason == f"not applied after {bad} deliveries: RuntimeError: a bug no rule foresaw"
@@ -520,7 +520,7 @@ def test_a_report_for_a_provisioned_request_is_ignored_not_dead_lettered(app, ow
             False, request_id, "provisioned", "request no longer in flight"
         )
     body = contract.report_body(plate, "silver", request_id, "failed", "straggler")
-    assert messaging.handle_report(app, _encode(body)) == messaging.ACK
+    assert bridge.handle_report(app, _encode(body)) == bridge.ACK
 
     assert len(_events(request_id)) == before
     assert _status(request_id) == S.PROVISIONED
@@ -539,9 +539,7 @@ def test_a_report_for_a_request_that_was_never_approved_is_dead_lettered(
     db.session.commit()
     body = contract.report_body(req.product.licence_plate, "silver", req.id, "provisioned")
 
-    assert messaging.handle_report(app, _encode(body), contract.STATUS_SUBJECT, 7, 1) == (
-        messaging.TERM
-    )
+    assert bridge.handle_report(app, _encode(body), contract.STATUS_SUBJECT, 7, 1) == (bridge.TERM)
 
     [letter] = _dead_letters()
     assert letter.reason == (
@@ -584,9 +582,9 @@ def test_a_malformed_report_is_dead_lettered_at_once(app, owner, admin, name):
     request_id, plate = _approved(owner, admin)
     data = _malformed(name, plate, request_id)
 
-    verdict = messaging.handle_report(app, data, contract.STATUS_SUBJECT, 3, 1)
+    verdict = bridge.handle_report(app, data, contract.STATUS_SUBJECT, 3, 1)
 
-    assert verdict == messaging.TERM
+    assert verdict == bridge.TERM
     [letter] = _dead_letters()
     assert MALFORMED[name] in letter.reason
     assert (letter.stream_sequence, letter.delivered) == (3, 1)
@@ -602,12 +600,12 @@ def test_an_unexpected_error_is_retried_then_dead_lettered(app, owner, admin, mo
         raise KeyError("surprise")
 
     monkeypatch.setattr(provisioning, "apply_report", broken)
-    last = messaging.MAX_DELIVERIES
+    last = bridge.MAX_DELIVERIES
     for delivered in range(1, last):
-        assert messaging.handle_report(app, data, None, 9, delivered) == messaging.RETRY
+        assert bridge.handle_report(app, data, None, 9, delivered) == bridge.RETRY
     assert _dead_letters() == []
 
-    assert messaging.handle_report(app, data, None, 9, last) == messaging.TERM
+    assert bridge.handle_report(app, data, None, 9, last) == bridge.TERM
 
     [letter] = _dead_letters()
     assert letter.reason == f"not applied after {last} deliveries: KeyError: 'surprise'"

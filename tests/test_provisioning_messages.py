@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from registry.extensions import db
 from registry.products.services import ContactData
-from registry.provisioning import messaging
+from registry.provisioning import relay, stream
 from registry.provisioning.models import OutboxMessage
 from registry.requests import services
 
@@ -182,13 +182,13 @@ def test_a_relay_killed_between_publish_and_marking_sent_stores_no_second_messag
     [message] = _outbox(req.id)
 
     # A relay published, then died before it could mark the row sent.
-    first = run_async(lambda js: messaging.publish(js, message), nats_server.url)
+    first = run_async(lambda js: relay.publish(js, message), nats_server.url)
     assert not first.duplicate
     db.session.rollback()
     assert _outbox(req.id)[0].status == "pending"
 
     # The next relay publishes the row again: JetStream recognises the Nats-Msg-Id.
-    sent = run_async(lambda js: messaging.relay_once(js, nats_app), nats_server.url)
+    sent = run_async(lambda js: relay.relay_once(js, nats_app), nats_server.url)
     assert sent == 1
     [message] = _outbox(req.id)
     assert message.status == "sent"
@@ -206,8 +206,8 @@ def test_the_relay_is_woken_by_the_commit_not_by_its_poll(nats_app, nats_worker,
 def test_the_stream_is_created_and_its_subjects_kept_up_to_date(nats_app, nats_server):
     async def check(js):
         await js.delete_stream(nats_app.config["NATS_STREAM"])
-        await messaging.ensure_stream(js, nats_app)  # created when missing
-        await messaging.ensure_stream(js, nats_app)  # and left as it is when present
+        await stream.ensure_stream(js, nats_app)  # created when missing
+        await stream.ensure_stream(js, nats_app)  # and left as it is when present
         return await js.stream_info(nats_app.config["NATS_STREAM"])
 
     info = run_async(check, nats_server.url)
@@ -234,5 +234,5 @@ def test_a_new_cluster_joins_the_stream_at_the_next_start(nats_app, nats_server)
 
 
 async def _ensure_then_info(js, app):
-    await messaging.ensure_stream(js, app)
+    await stream.ensure_stream(js, app)
     return await js.stream_info(app.config["NATS_STREAM"])

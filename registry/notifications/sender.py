@@ -13,15 +13,17 @@ from flask import current_app
 from flask_mail import Connection, Message
 
 from .. import outbox
+from ..availability import Availability
 from ..extensions import db
 from ..timeutil import utcnow
 from .models import EmailStatus, OutboxEmail
 
 log = logging.getLogger(__name__)
 
-# Longer than a batch can take: BATCH emails at MAIL_TIMEOUT each, with room to spare.
-CLAIM_SECONDS = 600
 BATCH = 20
+
+# The SMTP server as this process last found it; says once in the log when it goes and comes.
+server = Availability("SMTP server")
 
 # Set after a commit that wrote outbox rows, so the sender runs at once instead of at its next poll.
 wake = threading.Event()
@@ -35,20 +37,34 @@ class TemporaryFailure(Exception):
     pass
 
 
+class ServerAway(TemporaryFailure):
+    """The server could not be reached, or dropped the connection: nothing about this email."""
+
+
 def classify(exc: Exception) -> type[Exception]:
-    """Is an SMTP error worth retrying? 4xx and network trouble are; 5xx is not."""
+    """Is an SMTP error worth retrying? 4xx is, 5xx is not; a server that cannot be reached is
+    not the email's fault at all."""
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         codes = [code for code, _ in exc.recipients.values()]
         return PermanentFailure if codes and all(c >= 500 for c in codes) else TemporaryFailure
-    if isinstance(exc, smtplib.SMTPResponseException):
+    if isinstance(exc, smtplib.SMTPResponseException) and not isinstance(
+        exc, smtplib.SMTPConnectError
+    ):
         return PermanentFailure if exc.smtp_code >= 500 else TemporaryFailure
-    return TemporaryFailure  # connection refused, timeouts, disconnects
+    return ServerAway  # connection refused, timeouts, disconnects
+
+
+def claim_seconds() -> int:
+    """An email's claim covers one delivery (connect, converse, quit) with room to spare, so a
+    sender that dies mid-send is replaced within a minute."""
+    return 3 * int(current_app.config["MAIL_TIMEOUT"]) + 10
 
 
 def backoff(attempts: int) -> timedelta:
-    base = current_app.config["MAIL_RETRY_BASE_SECONDS"]
-    ceiling = current_app.config["MAIL_RETRY_MAX_SECONDS"]
-    return timedelta(seconds=min(base * 2 ** max(attempts - 1, 0), ceiling))
+    config = current_app.config
+    return outbox.backoff(
+        attempts, config["MAIL_RETRY_BASE_SECONDS"], config["MAIL_RETRY_MAX_SECONDS"]
+    )
 
 
 class _Connection(Connection):
@@ -107,30 +123,62 @@ def _deliver(email: OutboxEmail) -> None:
 
 
 def deliver_due(limit: int = BATCH) -> int:
-    """Send the emails that are due; returns how many were sent. Commits per email."""
-    sent = 0
-    for email_id in outbox.claim_due(OutboxEmail, limit, CLAIM_SECONDS):
-        email = db.session.get(OutboxEmail, email_id)
+    """Send up to ``limit`` emails that are due, one claim each; returns how many were sent.
+    Commits per email.
+
+    A server that cannot be reached stops the round and costs no email an attempt: the email is
+    tried again in ``MAIL_SERVER_RETRY_SECONDS``, so mail goes out soon after the server is back.
+    An email that fails for itself (refused, or something no rule foresaw) waits its backoff
+    while the others go on.
+    """
+    sent, tried = 0, set()
+    for _ in range(limit):
+        claimed = outbox.claim_due(OutboxEmail, 1, claim_seconds(), skip=tried)
+        if not claimed:
+            break
+        tried.add(claimed[0])
+        email = db.session.get(OutboxEmail, claimed[0])
         if email is None or email.status != EmailStatus.PENDING:
             continue
-        email.attempts += 1
         try:
             _deliver(email)
+        except ServerAway as exc:
+            email.last_error = str(exc)
+            email.next_attempt_at = utcnow() + timedelta(
+                seconds=current_app.config["MAIL_SERVER_RETRY_SECONDS"]
+            )
+            email.claimed_until = None
+            db.session.commit()
+            server.down(str(exc))
+            break
         except PermanentFailure as exc:
+            email.attempts += 1
             email.status = EmailStatus.FAILED.value
             email.last_error = str(exc)
+            server.up()
             log.warning("Email %s failed for good: %s", email.id, exc)
-        except TemporaryFailure as exc:
-            email.last_error = str(exc)
+        except Exception as exc:  # a refusal worth retrying, or a bug: this email waits
+            email.attempts += 1
+            email.last_error = (
+                f"{type(exc).__name__}: {exc}"[:2000]
+                if not isinstance(exc, TemporaryFailure)
+                else str(exc)
+            )
             if email.attempts >= current_app.config["MAIL_MAX_ATTEMPTS"]:
                 email.status = EmailStatus.FAILED.value
             else:
                 email.next_attempt_at = utcnow() + backoff(email.attempts)
-            log.info("Email %s not sent (attempt %s): %s", email.id, email.attempts, exc)
+            if isinstance(exc, TemporaryFailure):
+                server.up()
+                log.info("Email %s not sent (attempt %s): %s", email.id, email.attempts, exc)
+            else:
+                log.exception("Email %s could not be sent", email.id)
         else:
+            email.attempts += 1
             email.status = EmailStatus.SENT.value
             email.sent_at = utcnow()
             email.last_error = None
+            server.up()
             sent += 1
         email.claimed_until = None
         db.session.commit()
@@ -156,6 +204,9 @@ class SenderThread(threading.Thread):
                     while deliver_due():
                         pass
                     wait = outbox.next_due_in(OutboxEmail, poll)
+                    if not server.reachable:
+                        # Not before the server is worth trying again, even with mail due.
+                        wait = max(wait, self.app.config["MAIL_SERVER_RETRY_SECONDS"])
             except Exception:
                 # A database hiccup must not end the thread: log, wait, try again.
                 log.exception("Outbox sender round failed")

@@ -16,7 +16,8 @@ from pathlib import Path
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig
 
-from ..provisioning import contract, messaging
+from .. import natsutil
+from ..provisioning import contract
 from . import workflow
 from .gitops import Repository
 
@@ -64,8 +65,9 @@ class ProvisionerWorker(threading.Thread):
     async def _main(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.stopping = asyncio.Event()
-        nc = await messaging.connect(
-            self.app.config["NATS_URL"], "reference-provisioner", self.stopping
+        link = natsutil.new_link(self.app.config["NATS_URL"])
+        nc = await natsutil.connect(
+            self.app.config["NATS_URL"], "reference-provisioner", self.stopping, link
         )
         if nc is None:
             return
@@ -81,8 +83,8 @@ class ProvisionerWorker(threading.Thread):
                 except (NatsTimeout, TimeoutError):  # nats-py raises either when none came
                     continue
                 except Exception as exc:  # NATS away for a moment: the client reconnects
-                    log.warning("Provisioner could not fetch (%s); retrying", exc)
-                    await asyncio.sleep(1)
+                    log.debug("Provisioner could not fetch (%s); retrying", exc)
+                    await natsutil.sleep_unless(self.stopping, 0.5)
                     continue
                 for msg in messages:
                     try:

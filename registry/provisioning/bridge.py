@@ -1,132 +1,24 @@
-"""The NATS side: the stream, the relay that publishes the outbox, the bridge that applies reports.
+"""The bridge: applies the provisioner's status reports from JetStream to the database.
 
-nats-py is asyncio: :class:`NatsWorker` runs one event loop in a daemon thread with two tasks.
-Database work runs in that thread inside an app context per message, through the same service
-functions the views call. Any number of workers may run at once: the relay claims outbox rows
-(``FOR UPDATE SKIP LOCKED`` and a conditional claim), JetStream drops a re-published message by
-its ``Nats-Msg-Id``, the bridge shares one durable pull consumer, and reports are idempotent.
+Reports are read by one durable pull consumer that any number of bridges share, applied through
+the same services as the HTTP callback, and acknowledged only after their transaction commits.
+Each report succeeds or fails on its own: one that cannot be applied is set aside as a dead
+letter with its reason, and the others go on.
 """
 
 import asyncio
-import contextlib
-import json
 import logging
-import threading
 from dataclasses import dataclass
-from datetime import timedelta
 
-import nats
 from nats.errors import TimeoutError as NatsTimeout
-from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import NotFoundError
-from sqlalchemy import select
+from nats.js.api import AckPolicy, ConsumerConfig
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm.exc import StaleDataError
 
-from .. import outbox
 from ..extensions import db
-from ..timeutil import utcnow
 from . import contract, services
-from .models import MessageStatus, OutboxMessage
 
 log = logging.getLogger(__name__)
-
-# Set after a commit that wrote provisioning messages: the relay publishes at once.
-wake = threading.Event()
-
-CLAIM_SECONDS = 60
-BATCH = 50
-
-
-def stream_subjects(app) -> list[str]:
-    """Every registry subject. The contract's subjects have no dots, so a NATS wildcard (which
-    matches whole dot-separated tokens) cannot cover them: one subject per cluster, from the
-    clusters table, and the status subject."""
-    from ..reference.models import Cluster
-
-    with app.app_context():
-        clusters = db.session.scalars(select(Cluster.name).order_by(Cluster.number)).all()
-    return [contract.provisioning_subject(c) for c in clusters] + [contract.STATUS_SUBJECT]
-
-
-def stream_config(app) -> StreamConfig:
-    """The stream that keeps every registry subject: requests to the provisioner and its reports."""
-    return StreamConfig(
-        name=app.config["NATS_STREAM"],
-        subjects=stream_subjects(app),
-        storage=StorageType.FILE,
-        retention=RetentionPolicy.LIMITS,
-        max_age=app.config["NATS_STREAM_MAX_AGE_DAYS"] * 86400,
-        duplicate_window=app.config["NATS_DUPLICATE_WINDOW_SECONDS"],
-    )
-
-
-async def ensure_stream(js, app) -> None:
-    """Create the stream, or bring an existing one's subjects and limits up to date."""
-    config = stream_config(app)
-    try:
-        await js.stream_info(config.name)
-    except NotFoundError:
-        await js.add_stream(config)
-        log.info("Created stream %s", config.name)
-    else:
-        await js.update_stream(config)
-
-
-# --- the relay: outbox -> JetStream -------------------------------------------------------
-
-
-def claim_due(limit: int = BATCH) -> list[OutboxMessage]:
-    ids = outbox.claim_due(OutboxMessage, limit, CLAIM_SECONDS)
-    return [db.session.get(OutboxMessage, i) for i in ids]
-
-
-def backoff(attempts: int, app) -> timedelta:
-    base, ceiling = app.config["NATS_RETRY_BASE_SECONDS"], app.config["NATS_RETRY_MAX_SECONDS"]
-    return timedelta(seconds=min(base * 2 ** max(attempts - 1, 0), ceiling))
-
-
-async def publish(js, message: OutboxMessage, timeout: float = 5.0):
-    """Publish one outbox message; JetStream keeps it once per Nats-Msg-Id."""
-    return await js.publish(
-        message.subject,
-        json.dumps(message.payload).encode(),
-        timeout=timeout,
-        headers={"Nats-Msg-Id": message.message_id},
-    )
-
-
-async def relay_once(js, app) -> int:
-    """Publish every due outbox message; mark each sent only after JetStream acknowledged it."""
-    sent = 0
-    with app.app_context():
-        for message in claim_due():
-            message.attempts += 1
-            try:
-                ack = await publish(js, message)
-            except Exception as exc:  # any failure means "not stored yet"
-                message.last_error = f"{type(exc).__name__}: {exc}"
-                message.next_attempt_at = utcnow() + backoff(message.attempts, app)
-                message.claimed_until = None
-                db.session.commit()
-                log.info("Provisioning message %s not published: %s", message.id, exc)
-                break  # NATS is away: leave the rest for the next round
-            message.status = MessageStatus.SENT.value
-            message.sent_at = utcnow()
-            message.stream_sequence = ack.seq
-            message.last_error = None
-            message.claimed_until = None
-            db.session.commit()
-            sent += 1
-    return sent
-
-
-def next_due_in(app, default: float) -> float:
-    with app.app_context():
-        return max(0.05, outbox.next_due_in(OutboxMessage, default))
-
-
-# --- the bridge: JetStream -> database ----------------------------------------------------
 
 ACK, TERM, RETRY, WAIT = "ack", "term", "retry", "wait"
 # A step that arrives before an earlier one of the same request (another bridge holds it, or it
@@ -316,114 +208,3 @@ async def consume(js, app, stopping: asyncio.Event, batch: int = 50) -> None:
                 await msg.nak(delay=GAP_DELAY_SECONDS)
             else:
                 await msg.nak(delay=min(2**meta.num_delivered, 30) / 10)
-
-
-# --- the worker thread -------------------------------------------------------------------
-
-
-async def sleep_unless(stopping: asyncio.Event, seconds: float) -> None:
-    """Sleep ``seconds``, or less if ``stopping`` is set meanwhile."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stopping.wait(), seconds)
-
-
-async def connect(url: str, name: str, stopping: asyncio.Event):
-    """Connect to NATS, retrying with backoff while it is away; None if stopped first. Once
-    connected, the client reconnects by itself."""
-    delay = 0.5
-    while not stopping.is_set():
-        try:
-            return await nats.connect(
-                url, name=name, connect_timeout=2, max_reconnect_attempts=-1, reconnect_time_wait=1
-            )
-        except Exception as exc:  # NATS away: keep trying
-            log.warning("NATS at %s not reachable (%s); retrying in %.1fs", url, exc, delay)
-            await sleep_unless(stopping, delay)
-            delay = min(delay * 2, 15)
-    return None
-
-
-class NatsWorker(threading.Thread):
-    """One event loop in a daemon thread: connects (and reconnects), ensures the stream, then
-    runs the relay and the bridge until stopped."""
-
-    def __init__(self, app, relay: bool = True, bridge: bool = True):
-        super().__init__(name="nats-worker", daemon=True)
-        self.app = app
-        self.relay, self.bridge = relay, bridge
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.stopping: asyncio.Event | None = None
-        self.ready = threading.Event()  # connected, stream ensured, consumer bound
-
-    def run(self) -> None:
-        asyncio.run(self._main())
-
-    def stop(self, timeout: float = 10) -> None:
-        if self.loop is not None and self.stopping is not None:
-            self.loop.call_soon_threadsafe(self.stopping.set)
-        wake.set()
-        self.join(timeout)
-
-    async def _main(self) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.stopping = asyncio.Event()
-        nc = await connect(self.app.config["NATS_URL"], "product-registry", self.stopping)
-        if nc is None:
-            return
-        js = nc.jetstream()
-        tasks = []
-        try:
-            await self._retrying(lambda: ensure_stream(js, self.app))
-            if self.relay:
-                tasks.append(asyncio.create_task(self._relay_loop(js)))
-            if self.bridge:
-                tasks.append(asyncio.create_task(self._bridge_loop(js)))
-            self.ready.set()
-            await self.stopping.wait()
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await nc.close()
-
-    async def _sleep(self, seconds: float) -> None:
-        await sleep_unless(self.stopping, seconds)
-
-    async def _retrying(self, make_coroutine) -> None:
-        delay = 0.5
-        while not self.stopping.is_set():
-            try:
-                return await make_coroutine()
-            except Exception as exc:
-                log.warning("NATS call failed (%s); retrying in %.1fs", exc, delay)
-                await self._sleep(delay)
-                delay = min(delay * 2, 15)
-
-    async def _relay_loop(self, js) -> None:
-        poll = self.app.config["NATS_RELAY_POLL_SECONDS"]
-        while not self.stopping.is_set():
-            wake.clear()
-            try:
-                while await relay_once(js, self.app):
-                    pass
-                wait = next_due_in(self.app, poll)
-            except Exception:
-                log.exception("Relay round failed")
-                wait = poll
-            # The commit hook sets a threading.Event; wait for it without blocking the loop.
-            await asyncio.to_thread(wake.wait, wait)
-
-    async def _bridge_loop(self, js) -> None:
-        while not self.stopping.is_set():
-            try:
-                await consume(js, self.app, self.stopping)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("Bridge stopped; starting again")
-                await self._sleep(1)
-
-
-def install_commit_hook() -> None:
-    """Wake the relay after any commit that wrote provisioning messages."""
-    outbox.wake_on_commit(services.OUTBOX_FLAG, lambda: wake.set())

@@ -1,0 +1,119 @@
+"""The registry's NATS worker: one event loop in a daemon thread that connects (and reconnects),
+ensures the stream, then runs the relay and the bridge until stopped.
+
+nats-py is asyncio; database work runs in that thread inside an app context per message or
+batch, through the same service functions the views call.
+"""
+
+import asyncio
+import logging
+import threading
+
+from ..natsutil import connect, new_link, sleep_unless
+from . import bridge, relay
+from .stream import ensure_stream
+
+log = logging.getLogger(__name__)
+
+# This process's NATS connection, for its readiness check (None where no worker runs).
+link = None  # this process's NATS Availability, for its readiness check
+
+
+class NatsWorker(threading.Thread):
+    """Connects (and reconnects), ensures the stream, then runs the relay and the bridge."""
+
+    def __init__(self, app, relay: bool = True, bridge: bool = True):
+        super().__init__(name="nats-worker", daemon=True)
+        self.app = app
+        self.relay, self.bridge = relay, bridge
+        self.link = new_link(app.config["NATS_URL"])
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.stopping: asyncio.Event | None = None
+        self.ready = threading.Event()  # connected, stream ensured, consumer bound
+
+    def run(self) -> None:
+        global link
+        link = self.link
+        asyncio.run(self._main())
+
+    def stop(self, timeout: float = 10) -> None:
+        if self.loop is not None and self.stopping is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.stopping.set)
+        relay.wake.set()
+        self.join(timeout)
+
+    async def _main(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.stopping = asyncio.Event()
+        nc = await connect(
+            self.app.config["NATS_URL"],
+            "product-registry",
+            self.stopping,
+            self.link,
+            on_reconnect=self._reconnected,
+        )
+        if nc is None:
+            return
+        js = nc.jetstream()
+        tasks = []
+        try:
+            await self._retrying(lambda: ensure_stream(js, self.app))
+            await self._reconnected()
+            if self.relay:
+                tasks.append(asyncio.create_task(self._relay_loop(nc, js)))
+            if self.bridge:
+                tasks.append(asyncio.create_task(self._bridge_loop(js)))
+            self.ready.set()
+            await self.stopping.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await nc.close()
+
+    async def _reconnected(self) -> None:
+        """NATS is (back) up: what waited for it is due now, not at its backoff."""
+        if self.relay:
+            await asyncio.to_thread(relay.due_now, self.app)
+            relay.wake.set()
+
+    async def _sleep(self, seconds: float) -> None:
+        await sleep_unless(self.stopping, seconds)
+
+    async def _retrying(self, make_coroutine) -> None:
+        delay = 0.1
+        while not self.stopping.is_set():
+            try:
+                return await make_coroutine()
+            except Exception as exc:
+                log.debug("NATS call failed (%s); retrying in %.1fs", exc, delay)
+                await self._sleep(delay)
+                delay = min(delay * 2, 2)
+
+    async def _relay_loop(self, nc, js) -> None:
+        poll = self.app.config["NATS_RELAY_POLL_SECONDS"]
+        while not self.stopping.is_set():
+            relay.wake.clear()
+            wait = poll
+            if nc.is_connected:
+                try:
+                    while await relay.relay_once(js, self.app):
+                        pass
+                    wait = relay.next_due_in(self.app, poll)
+                except Exception:
+                    log.exception("Relay round failed")
+            # Woken by a commit (this process's hook, or another's NOTIFY) or by a reconnect.
+            await asyncio.to_thread(relay.wake.wait, wait)
+
+    async def _bridge_loop(self, js) -> None:
+        while not self.stopping.is_set():
+            try:
+                await bridge.consume(js, self.app, self.stopping)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self.link.reachable:
+                    log.exception("Bridge stopped; starting again")
+                else:
+                    log.debug("Bridge waits for NATS: %s", exc)
+                await self._sleep(1)
