@@ -1,4 +1,5 @@
-"""Background work of a serving process: the mail sender, and the NATS relay and bridge.
+"""Background work of a serving process: the mail sender, the NATS relay and bridge, and on
+PostgreSQL the listener that lets other processes' commits wake them.
 
 Started by the serving entry points (wsgi.py, the ``dev`` and ``worker`` commands), never by
 ``create_app`` and at most once per process.
@@ -6,6 +7,8 @@ Started by the serving entry points (wsgi.py, the ``dev`` and ``worker`` command
 
 import threading
 
+from . import outbox
+from .extensions import db
 from .notifications.sender import SenderThread
 from .provisioning.worker import NatsWorker
 
@@ -21,7 +24,11 @@ def start(app) -> list[threading.Thread]:
                     "REGISTRY_NATS_URL is not set: approved requests could not reach the "
                     "provisioner. Set it (the `dev` command starts a local nats-server)."
                 )
-            for thread in (SenderThread(app), NatsWorker(app)):
+            threads = [SenderThread(app), NatsWorker(app)]
+            with app.app_context():
+                if db.engine.dialect.name == "postgresql":
+                    threads.append(outbox.Listener(app))  # commits of other processes wake us
+            for thread in threads:
                 thread.start()
                 _threads.append(thread)
         return list(_threads)
