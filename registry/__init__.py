@@ -5,7 +5,7 @@ from pathlib import Path
 from flask import Flask, redirect, url_for
 from flask_login import current_user
 
-from . import config
+from . import config, inputs
 from .extensions import csrf, db, login_manager, mail, migrate
 
 MIGRATIONS = str(Path(__file__).parent / "migrations")
@@ -58,6 +58,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_errors(app)
     register_filters(app)
     app.after_request(add_vary)
+    inputs.install(app)
     install_commit_hook()
     install_relay_hook()
     _connect_lifecycle_listeners()

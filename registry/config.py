@@ -59,6 +59,8 @@ class Defaults:
     PROVISIONER_DURABLE = "provisioner"
     PROVISIONER_FAIL_RULES: list = []  # noqa: RUF012
     PAGE_SIZE = 50
+    # The largest request body taken (413 above it): forms and the provisioner's callback are small.
+    MAX_CONTENT_LENGTH = 1024 * 1024
     # Edits that only change contacts, details or lower quotas go to the provisioner without a
     # review (registry/requests/changes.py, RULES). False: a super admin reviews every change.
     AUTO_APPROVE_EDITS = True

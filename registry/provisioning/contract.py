@@ -1,9 +1,10 @@
 """The message contracts with the provisioner (docs/domain.md). A real provisioner depends on them:
 change a key here and a pipeline somewhere breaks."""
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+from ..inputs import BadJSON, parse_json
 
 SUBJECT_PREFIX = "registry_project_provisioning_"
 STATUS_SUBJECT = "registry_project_provisioning_status"
@@ -130,11 +131,9 @@ class StatusReport:
 def parse_report(raw: bytes | str) -> StatusReport:
     """Read one report from ``registry_project_provisioning_status``, or raise InvalidReport."""
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidReport(f"malformed JSON: {exc}") from exc
-    except RecursionError as exc:
-        raise InvalidReport("malformed JSON: nested too deeply") from exc
+        body = parse_json(raw)
+    except BadJSON as exc:
+        raise InvalidReport(str(exc)) from exc
     if not isinstance(body, dict):
         raise InvalidReport("the report must be a JSON object")
     for key in ("prefix", "clusterName", "workflow", "status"):

@@ -1,6 +1,7 @@
 from flask import abort, current_app, flash, jsonify, render_template, request, url_for
 from flask_login import current_user
 
+from .. import inputs
 from ..auth.access import roles_required
 from ..auth.models import Role
 from ..extensions import csrf, db
@@ -21,7 +22,10 @@ def provisioned_callback():
         response = jsonify({"error": "a valid provisioner bearer token is required"})
         response.headers["WWW-Authenticate"] = 'Bearer realm="registry"'
         return response, 401
-    body = request.get_json(silent=True)
+    try:
+        body = inputs.json_body()
+    except inputs.BadJSON as exc:
+        return _problem(400, str(exc))
     if not isinstance(body, dict):
         return _problem(400, "the body must be a JSON object")
     plate, cluster = body.get("prefix"), body.get("clusterName")
