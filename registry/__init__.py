@@ -31,6 +31,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .cli import register as register_cli
     from .errors import register as register_errors
     from .filters import register as register_filters
+    from .health import bp as health_bp
     from .history import bp as history_bp
     from .htmx import add_vary
     from .notifications import bp as notifications_bp
@@ -52,6 +53,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         notifications_bp,
         provisioning_bp,
         provisioner_bp,
+        health_bp,
     ):
         app.register_blueprint(blueprint)
     register_cli(app)
@@ -72,10 +74,6 @@ def create_app(test_config: dict | None = None) -> Flask:
         if current_user.is_support:
             return redirect(url_for("history.all_requests"))
         return redirect(url_for("products.mine"))
-
-    @app.get("/healthz")
-    def healthz():
-        return {"status": "ok"}
 
     return app
 

@@ -6,9 +6,11 @@ Started by the serving entry points (wsgi.py, the ``dev`` and ``worker`` command
 """
 
 import threading
+from dataclasses import dataclass
 
 from . import outbox
 from .extensions import db
+from .notifications import sender
 from .notifications.sender import SenderThread
 from .provisioning.worker import NatsWorker
 
@@ -41,3 +43,25 @@ def stop() -> None:
         for thread in _threads:
             thread.join(timeout=10)
         _threads.clear()
+
+
+@dataclass(frozen=True)
+class Status:
+    nats_connected: bool
+    nats_error: str | None
+    bridge_pending: int | None
+    smtp_reachable: bool | None
+
+
+def status() -> Status | None:
+    """How this process's background work stands; None where it runs none (a web process whose
+    worker is a process of its own)."""
+    worker = next((t for t in _threads if isinstance(t, NatsWorker)), None)
+    if worker is None:
+        return None
+    return Status(
+        nats_connected=bool(worker.link.reachable),
+        nats_error=worker.link.error,
+        bridge_pending=worker.bridge_pending,
+        smtp_reachable=sender.server.reachable,
+    )

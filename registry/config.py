@@ -59,6 +59,10 @@ class Defaults:
     PROVISIONER_DURABLE = "provisioner"
     PROVISIONER_FAIL_RULES: list = []  # noqa: RUF012
     PAGE_SIZE = 50
+    # Readiness and the super admins' banner: an outbox row due this long and not sent means a
+    # relay or sender cannot deliver; this many reports waiting means the bridge falls behind.
+    OUTBOX_STUCK_SECONDS = 120
+    READY_BRIDGE_MAX_PENDING = 1000
     # The largest request body taken (413 above it): forms and the provisioner's callback are small.
     MAX_CONTENT_LENGTH = 1024 * 1024
     # Edits that only change contacts, details or lower quotas go to the provisioner without a

@@ -156,7 +156,8 @@ ROUTES = [
         "GET",
         matrix((302, "/products"), support=(302, "/history"), super_admin=(302, "/admin/queue")),
     ),
-    Route("healthz", "GET", matrix(200, anonymous=200)),
+    Route("health.healthz", "GET", matrix(200, anonymous=200)),
+    Route("health.readyz", "GET", matrix(200, anonymous=200)),
     Route("auth.login", "GET", matrix((302, HOME), anonymous=200)),
     Route(
         "auth.login",

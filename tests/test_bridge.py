@@ -569,11 +569,11 @@ def _malformed(name, plate, request_id) -> bytes:
 
 MALFORMED = {
     "a raw NUL byte": "malformed JSON: ",
-    "JSON nested too deeply": "malformed JSON: ",
+    "JSON nested too deeply": "the JSON is nested too deeply",
     "a request id in superscript digits": "is not <cluster>-<licencePlate>-<requestId>",
     "a request id too large for any column": "is not <cluster>-<licencePlate>-<requestId>",
     "a time that is year 0 in UTC": "occurred_at is not ISO 8601: '0001-01-01T00:00:00+01:00'",
-    "a NUL in the licence plate": "field prefix contains control characters",
+    "a NUL in the licence plate": "the JSON holds a NUL or a lone surrogate",
 }
 
 

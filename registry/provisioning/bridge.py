@@ -8,6 +8,7 @@ letter with its reason, and the others go on.
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 
 from nats.errors import TimeoutError as NatsTimeout
@@ -30,6 +31,8 @@ GAP_DELAY_SECONDS = 0.02
 # A report that fails in a way no rule foresaw is tried this many times, then dead-lettered: with
 # one report in flight at a time (see consume), it would otherwise hold up every report after it.
 MAX_DELIVERIES = 5
+# How often the bridge asks JetStream how many reports wait (for the readiness check).
+PENDING_CHECK_SECONDS = 5
 
 
 def handle_report(app, data: bytes, subject: str | None = None, sequence=None, delivered=None):
@@ -179,8 +182,9 @@ def bridge_consumer_config(app) -> ConsumerConfig:
     )
 
 
-async def consume(js, app, stopping: asyncio.Event, batch: int = 50) -> None:
-    """Apply reports until ``stopping``, a batch per transaction."""
+async def consume(js, app, stopping: asyncio.Event, batch: int = 50, on_pending=None) -> None:
+    """Apply reports until ``stopping``, a batch per transaction. ``on_pending(n)`` is told,
+    every few seconds, how many reports wait in the stream (the bridge's lag)."""
     config = bridge_consumer_config(app)
     # Create the durable, or bring an existing one's settings up to date (as ensure_stream does
     # for the stream): pull_subscribe alone binds to an existing consumer as it is.
@@ -188,7 +192,12 @@ async def consume(js, app, stopping: asyncio.Event, batch: int = 50) -> None:
     subscription = await js.pull_subscribe_bind(
         durable=config.durable_name, stream=app.config["NATS_STREAM"]
     )
+    checked = 0.0
     while not stopping.is_set():
+        if on_pending is not None and time.monotonic() - checked > PENDING_CHECK_SECONDS:
+            checked = time.monotonic()
+            info = await subscription.consumer_info()
+            on_pending(info.num_pending + info.num_ack_pending)
         try:
             messages = await subscription.fetch(batch=batch, timeout=1)
         except (NatsTimeout, TimeoutError):  # nats-py raises either when no report came

@@ -7,6 +7,7 @@ claim), and JetStream drops a re-published message by its ``Nats-Msg-Id``.
 import json
 import logging
 import threading
+from datetime import timedelta
 
 import nats.errors
 
@@ -71,14 +72,17 @@ async def relay_once(js, app) -> int:
                 ack = await publish(js, message)
             except Exception as exc:  # any failure means "not stored yet"
                 message.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-                message.next_attempt_at = utcnow() + outbox.backoff(message.attempts, base, ceiling)
                 message.claimed_until = None
                 if isinstance(exc, NATS_AWAY):
+                    # Not this message's fault: no growing backoff, so it goes soon after NATS
+                    # is back (a reconnect also makes it due at once).
+                    message.next_attempt_at = utcnow() + timedelta(seconds=base)
                     for waiting in messages[index + 1 :]:
                         waiting.claimed_until = None
                     db.session.commit()
                     log.debug("Provisioning message %s not published: %s", message.id, exc)
                     break
+                message.next_attempt_at = utcnow() + outbox.backoff(message.attempts, base, ceiling)
                 db.session.commit()
                 log.warning("Provisioning message %s refused: %s", message.id, exc)
                 continue

@@ -15,9 +15,6 @@ from .stream import ensure_stream
 
 log = logging.getLogger(__name__)
 
-# This process's NATS connection, for its readiness check (None where no worker runs).
-link = None  # this process's NATS Availability, for its readiness check
-
 
 class NatsWorker(threading.Thread):
     """Connects (and reconnects), ensures the stream, then runs the relay and the bridge."""
@@ -30,10 +27,9 @@ class NatsWorker(threading.Thread):
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stopping: asyncio.Event | None = None
         self.ready = threading.Event()  # connected, stream ensured, consumer bound
+        self.bridge_pending: int | None = None  # reports waiting in the stream, last we asked
 
     def run(self) -> None:
-        global link
-        link = self.link
         asyncio.run(self._main())
 
     def stop(self, timeout: float = 10) -> None:
@@ -77,6 +73,9 @@ class NatsWorker(threading.Thread):
             await asyncio.to_thread(relay.due_now, self.app)
             relay.wake.set()
 
+    def _pending(self, count: int) -> None:
+        self.bridge_pending = count
+
     async def _sleep(self, seconds: float) -> None:
         await sleep_unless(self.stopping, seconds)
 
@@ -108,7 +107,7 @@ class NatsWorker(threading.Thread):
     async def _bridge_loop(self, js) -> None:
         while not self.stopping.is_set():
             try:
-                await bridge.consume(js, self.app, self.stopping)
+                await bridge.consume(js, self.app, self.stopping, on_pending=self._pending)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

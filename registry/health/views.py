@@ -1,0 +1,51 @@
+from flask import current_app, has_request_context, jsonify
+from flask_login import current_user
+
+from .. import background
+from . import bp, queries
+
+
+@bp.get("/healthz")
+def healthz():
+    """The process is alive and serving."""
+    return {"status": "ok"}
+
+
+@bp.get("/readyz")
+def readyz():
+    """The process can do its work: the database answers; where this process runs background
+    work, NATS is connected and the bridge keeps up; no outbox is stuck. 503 with the reasons."""
+    reasons, checks = [], {}
+    problem = queries.database_reachable()
+    checks["database"] = problem or "ok"
+    if problem:
+        reasons.append(problem)
+    else:
+        for backlog in queries.stuck_backlogs():
+            reasons.append(f"outbox: {backlog.sentence}")
+        checks["outbox"] = "stuck" if len(reasons) else "ok"
+    status = background.status()
+    if status is not None:
+        checks["nats"] = "connected" if status.nats_connected else "not connected"
+        if not status.nats_connected:
+            reasons.append(f"nats: not connected ({status.nats_error})")
+        checks["bridge_pending"] = status.bridge_pending
+        limit = current_app.config["READY_BRIDGE_MAX_PENDING"]
+        if status.bridge_pending is not None and status.bridge_pending > limit:
+            reasons.append(f"bridge: {status.bridge_pending} reports waiting (more than {limit})")
+        checks["smtp"] = "reachable" if status.smtp_reachable is not False else "not reachable"
+    body = {"status": "not ready" if reasons else "ready", "checks": checks, "reasons": reasons}
+    return jsonify(body), 503 if reasons else 200
+
+
+@bp.app_context_processor
+def operations_banner():
+    """Super admins see, on every page, when the system's own work does not flow."""
+
+    def stuck_backlogs():
+        # Called by base.html only, so emails rendered inside a transaction never query here.
+        if has_request_context() and getattr(current_user, "is_super_admin", False):
+            return queries.stuck_backlogs()
+        return []
+
+    return {"stuck_backlogs": stuck_backlogs}

@@ -1,0 +1,79 @@
+"""A NATS outage, as an operator lives it: approvals go on, ``/readyz`` says 503 with the reason
+while NATS is away and 200 once it is back, the log holds one line when the connection is lost
+and one when it is back (not a traceback per retry), and the backlog drains within seconds of
+NATS returning, not at the relay's next poll.
+"""
+
+import logging
+import time
+
+import pytest
+from sqlalchemy import select
+
+from registry import background
+from registry.extensions import db
+from registry.provisioning.models import MessageStatus, OutboxMessage
+from registry.requests import services
+
+from . import builders
+from .support import eventually
+
+OUTAGE_SECONDS = 10
+
+
+@pytest.fixture
+def serving(nats_app):
+    """This process's background work, started as a serving process starts it."""
+    nats_app.config.update(NATS_RELAY_POLL_SECONDS=60, MAIL_POLL_SECONDS=60)
+    threads = background.start(nats_app)
+    worker = next(t for t in threads if hasattr(t, "ready"))
+    assert worker.ready.wait(15)
+    yield worker
+    background.stop()
+
+
+def unsent() -> int:
+    db.session.rollback()
+    rows = db.session.scalars(
+        select(OutboxMessage).where(OutboxMessage.status == MessageStatus.PENDING.value)
+    ).all()
+    db.session.rollback()
+    return len(rows)
+
+
+def test_a_nats_outage_is_two_log_lines_a_503_and_a_backlog_that_drains_at_once(
+    serving, nats_server, client, owner, admin, caplog
+):
+    assert client.get("/readyz").status_code == 200
+    caplog.set_level(logging.DEBUG)
+    caplog.clear()
+
+    nats_server.stop()
+    requests = []
+    for _ in range(5):  # the admins go on approving
+        req = builders.submit(owner)
+        services.decide(req.id, admin, approve=True)
+        db.session.commit()
+        requests.append(req)
+
+    def not_ready():
+        response = client.get("/readyz")
+        return response if response.status_code == 503 else None
+
+    response = eventually(not_ready, timeout=10)
+    assert any(r.startswith("nats: not connected") for r in response.get_json()["reasons"])
+    time.sleep(OUTAGE_SECONDS)  # the outage itself: what the log does meanwhile is under test
+    assert unsent() == 5
+
+    nats_server.start()
+    back = time.monotonic()
+    eventually(lambda: unsent() == 0, timeout=5, message="backlog not drained within 5 s")
+    drained = time.monotonic() - back
+    eventually(lambda: client.get("/readyz").status_code == 200, timeout=5)
+
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    said = [r.getMessage() for r in loud]
+    assert [r for r in loud if r.exc_info] == [], said
+    assert len(loud) == 2, said
+    assert "is not reachable" in said[0] and "is reachable again" in said[1]
+    assert drained < 5
