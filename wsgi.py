@@ -1,6 +1,13 @@
-"""Production entry point: ``gunicorn wsgi:app``. Starts this process's background work."""
+"""Production entry point: ``gunicorn wsgi:app``.
 
-from registry import background, create_app
+Each process also runs the background work (mail sender, NATS relay and bridge) unless
+``REGISTRY_RUN_BACKGROUND=false``: then web processes only serve, and ``flask --app registry
+worker`` runs the background work in processes of its own (commits wake it through PostgreSQL).
+"""
+
+from registry import background, create_app, logs
 
 app = create_app()
-background.start(app)
+logs.configure(app)
+if app.config["RUN_BACKGROUND"]:
+    background.start(app)

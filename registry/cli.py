@@ -12,7 +12,7 @@ from flask import current_app
 from flask_migrate import upgrade
 from werkzeug.serving import run_simple
 
-from . import background, config
+from . import background, config, logs
 from .auth import services as accounts
 from .auth.models import Role
 from .extensions import db
@@ -68,6 +68,7 @@ def register(app) -> None:
             raise click.ClickException("`dev` is for development; use wsgi.py in production.")
         prepare_database()
         app = current_app._get_current_object()
+        logs.configure(app)  # after the migrations, whose alembic.ini sets logging its own way
         if app.config["PUBLIC_URL"] == config.Defaults.PUBLIC_URL:
             # Links in mail should reach this server, on whatever port it was given.
             app.config["PUBLIC_URL"] = f"http://{host}:{port}"
@@ -107,6 +108,7 @@ def register(app) -> None:
     def worker():
         """Run the background work (mail sender, NATS relay and bridge) until stopped."""
         app = current_app._get_current_object()
+        logs.configure(app)
         background.start(app)
         click.echo("Worker running; Ctrl-C to stop.")
         stopped = threading.Event()

@@ -59,6 +59,12 @@ class Defaults:
     PROVISIONER_DURABLE = "provisioner"
     PROVISIONER_FAIL_RULES: list = []  # noqa: RUF012
     PAGE_SIZE = 50
+    # wsgi.py: whether each web process also runs the background work (False when `flask worker`
+    # runs it apart).
+    RUN_BACKGROUND = True
+    # Logging of dev, worker, provisioner and wsgi.py: "text" or "json" (JSON lines).
+    LOG_FORMAT = "text"
+    LOG_LEVEL = "INFO"
     # Readiness and the super admins' banner: an outbox row due this long and not sent means a
     # relay or sender cannot deliver; this many reports waiting means the bridge falls behind.
     OUTBOX_STUCK_SECONDS = 120

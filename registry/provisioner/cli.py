@@ -5,6 +5,7 @@ import threading
 import click
 from flask import current_app
 
+from .. import logs
 from . import bp
 from .worker import ProvisionerWorker
 
@@ -13,6 +14,7 @@ from .worker import ProvisionerWorker
 def provisioner():
     """Run the reference provisioner: NATS in, GitOps repository, NATS status reports out."""
     app = current_app._get_current_object()
+    logs.configure(app)
     if not app.config["NATS_URL"]:
         raise click.ClickException("Set REGISTRY_NATS_URL.")
     worker = ProvisionerWorker(app)

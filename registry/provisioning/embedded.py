@@ -5,13 +5,21 @@ needs nothing installed by hand. Its data lives under ``instance/nats``.
 """
 
 import atexit
+import ctypes
+import ctypes.util
+import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import sysconfig
 import time
 from contextlib import closing
 from pathlib import Path
+
+PID_FILE = "nats-server.pid"
+PR_SET_PDEATHSIG = 1
 
 
 def binary() -> str:
@@ -52,9 +60,46 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
     raise RuntimeError(f"nats-server did not listen on port {port} within {timeout}s")
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: Linux sends it SIGTERM when the process that started it dies,
+    however it dies (``kill -9`` included)."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def stop_stale(data_dir: Path, timeout: float = 10.0) -> int | None:
+    """Stop a nats-server left running on this store by an earlier start; returns its pid.
+
+    Two servers on one JetStream store would corrupt it. The pid file is the server's own
+    (``-P``); a pid that is no longer a nats-server is left alone.
+    """
+    pid_file = data_dir / PID_FILE
+    try:
+        pid = int(pid_file.read_text().strip())
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return None
+    if not any(Path(part.decode(errors="replace")).name == "nats-server" for part in command):
+        return None
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _running(pid):
+        time.sleep(0.05)
+    return pid
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"  # a zombie has exited
+    except OSError:
+        return False
+
+
 def start(data_dir: Path, port: int | None = None) -> tuple[subprocess.Popen, str]:
-    """Start nats-server with JetStream on loopback; it is stopped when this process exits."""
+    """Start nats-server with JetStream on loopback, after stopping a stale one on the same
+    store; it stops when this process exits, even when killed."""
     data_dir.mkdir(parents=True, exist_ok=True)
+    stop_stale(data_dir)
     if port is None or not port_is_free(port):
         port = free_port()
     process = subprocess.Popen(  # noqa: S603 - our own binary, fixed arguments
@@ -69,9 +114,12 @@ def start(data_dir: Path, port: int | None = None) -> tuple[subprocess.Popen, st
             str(data_dir),
             "-l",
             str(data_dir / "nats-server.log"),
+            "-P",
+            str(data_dir / PID_FILE),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
     )
     atexit.register(process.terminate)
     wait_for_port(port)
