@@ -9,7 +9,7 @@ than any contract needs. Bodies larger than ``MAX_CONTENT_LENGTH`` get 413 from 
 import json
 import re
 
-from flask import abort, request
+from flask import abort, current_app, request
 
 # NUL, and the surrogate code points, which only a malformed escape can produce.
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -20,10 +20,22 @@ def storable(value: str) -> bool:
     return UNSTORABLE.search(value) is None
 
 
+def validates_its_form(view):
+    """Mark a view whose form refuses such characters itself, field by field, and re-renders
+    with the message and the rest of what was typed: better than a bare 400."""
+    view.validates_its_form = True
+    return view
+
+
 def refuse_unstorable() -> None:
-    """``before_request``: 400 for a NUL or a lone surrogate anywhere in the URL or the form."""
+    """``before_request``: 400 for a NUL or a lone surrogate anywhere in the URL, or in a form
+    whose view does not check its fields itself."""
     values = [request.path]
-    sources = [request.args, request.form] if request.mimetype in _FORMS else [request.args]
+    view = current_app.view_functions.get(request.endpoint)
+    own_form = getattr(view, "validates_its_form", False)
+    sources = [request.args]
+    if request.mimetype in _FORMS and not own_form:
+        sources.append(request.form)
     for multidict in sources:
         for key, value in multidict.items(multi=True):
             values += (key, value)

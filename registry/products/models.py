@@ -1,11 +1,12 @@
 import enum
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint, func
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint, func
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from ..extensions import db, in_values
 from ..reference.models import ENVIRONMENTS
+from ..search import fold
 from ..timeutil import utcnow
 
 
@@ -62,16 +63,25 @@ class Product(db.Model):
     __table_args__ = (
         CheckConstraint(in_values("status", ProductStatus), name="status_known"),
         CheckConstraint("length(licence_plate) = 6", name="licence_plate_length"),
+        # Search by any part of the name: a trigram index on PostgreSQL (a plain one elsewhere).
+        Index(
+            "ix_products_search_name_trgm",
+            "search_name",
+            postgresql_using="gin",
+            postgresql_ops={"search_name": "gin_trgm_ops"},
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     licence_plate: Mapped[str] = mapped_column(String(6), unique=True)
     name: Mapped[str] = mapped_column(String(40))
+    # The name folded for search (lower case, no accents): set with the name, never by hand.
+    search_name: Mapped[str] = mapped_column(String(80), default="", server_default="")
     description: Mapped[str] = mapped_column(String(512))
     ministry_code: Mapped[str] = mapped_column(ForeignKey("ministries.code"))
     cluster_name: Mapped[str] = mapped_column(ForeignKey("clusters.name"))
     status: Mapped[str] = mapped_column(String(20), default=ProductStatus.REQUESTED.value)
-    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
 
     ministry = relationship("Ministry")
@@ -85,6 +95,11 @@ class Product(db.Model):
     namespaces: Mapped[list["ProductNamespace"]] = relationship(
         back_populates="product", cascade="all, delete-orphan"
     )
+
+    @validates("name")
+    def _fold_name(self, key, name):
+        self.search_name = fold(name or "")
+        return name
 
     @property
     def status_label(self) -> str:
@@ -108,6 +123,12 @@ class ProductContact(db.Model):
         UniqueConstraint("product_id", "role"),
         CheckConstraint(in_values("role", ContactRole), name="role_known"),
         CheckConstraint("email = lower(email)", name="email_lowercase"),
+        Index(
+            "ix_product_contacts_email_trgm",
+            "email",
+            postgresql_using="gin",
+            postgresql_ops={"email": "gin_trgm_ops"},
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

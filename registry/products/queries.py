@@ -4,6 +4,7 @@ from sqlalchemy import exists, or_, select, true
 from sqlalchemy.orm import selectinload
 
 from ..extensions import db
+from ..pagination import paginate
 from .models import Product, ProductContact, ProductNamespace
 
 
@@ -33,15 +34,15 @@ def product_options():
     )
 
 
-def for_user(user) -> list[Product]:
-    """The products a user created or is a contact of, newest first."""
+def for_user(user, page: int = 1, per_page: int = 50):
+    """The products a user created or is a contact of, newest first, a page at a time."""
     query = (
         select(Product)
         .where(belongs_to(user))
-        .options(*product_options())
-        .order_by(Product.created_at.desc(), Product.id.desc())
+        .options(selectinload(Product.cluster))
+        .order_by(Product.id.desc())
     )
-    return list(db.session.scalars(query))
+    return paginate(query, page, per_page)
 
 
 def get_visible(licence_plate: str, user) -> Product | None:

@@ -8,6 +8,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ..extensions import db
 from ..reference.models import ENVIRONMENTS
+from ..search import fold
 from ..timeutil import utcnow
 from . import plates
 from .models import ContactRole, Product, ProductContact, ProductNamespace, ProductStatus
@@ -128,6 +129,7 @@ def _insert_unless_plate_taken(data: ProductData, plate: str, created_by) -> int
         .values(
             licence_plate=plate,
             name=data.name,
+            search_name=fold(data.name),
             description=data.description,
             ministry_code=data.ministry_code,
             cluster_name=data.cluster_name,

@@ -1,8 +1,9 @@
-from flask import abort, flash, render_template, request, url_for
+from flask import abort, current_app, flash, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy.exc import IntegrityError
 
 from ..auth.access import roles_required
+from ..inputs import validates_its_form
 from ..auth.models import Role
 from ..extensions import db
 from ..htmx import redirect_to, render
@@ -17,9 +18,11 @@ from .forms import ChangeForm, DeletionForm, ProductForm
 @bp.get("/products")
 @login_required
 def mine():
-    products = queries.for_user(current_user)
-    active = request_queries.active_for_products([p.id for p in products])
-    return render_template("products/mine.html", products=products, active=active)
+    page = queries.for_user(
+        current_user, request.args.get("page", 1, type=int), current_app.config["PAGE_SIZE"]
+    )
+    active = request_queries.active_for_products([p.id for p in page.items])
+    return render_template("products/mine.html", page=page, products=page.items, active=active)
 
 
 # Support staff read everything and change nothing: they do not submit requests either.
@@ -54,6 +57,7 @@ def _sent(req, message: str):
 
 @bp.route("/products/new", methods=["GET", "POST"])
 @roles_required(*REQUESTERS)
+@validates_its_form
 def new():
     form = ProductForm(user=current_user)
     if form.validate_on_submit():
@@ -71,6 +75,7 @@ def new():
 
 @bp.post("/products/new/validate")
 @roles_required(*REQUESTERS)
+@validates_its_form
 def validate_field():
     """Inline validation: the message for one field, judged with the whole form (PO ≠ TL)."""
     form = ProductForm(user=current_user)
@@ -118,6 +123,7 @@ def _refused(product, exc: request_services.RequestError, status: int = 409, **c
 
 @bp.route("/products/<plate>/change", methods=["GET", "POST"])
 @roles_required(*REQUESTERS)
+@validates_its_form
 def change(plate: str):
     """Ask for a change: the form holds the live values; the team sees the diff and the path
     (automatic or review) before the request is made."""
@@ -163,6 +169,7 @@ def change(plate: str):
 
 @bp.post("/products/<plate>/change/preview")
 @roles_required(*REQUESTERS)
+@validates_its_form
 def change_preview(plate: str):
     """While the form is filled in: the changes so far and the path they would take."""
     product = _requestable(plate)
@@ -175,6 +182,7 @@ def change_preview(plate: str):
 
 @bp.route("/products/<plate>/delete", methods=["GET", "POST"])
 @roles_required(*REQUESTERS)
+@validates_its_form
 def delete(plate: str):
     """Ask for the product to be deleted; the team types its licence plate to confirm."""
     product = _requestable(plate)
@@ -206,6 +214,7 @@ def delete(plate: str):
 
 @bp.route("/products/<plate>/request-again", methods=["GET", "POST"])
 @roles_required(*REQUESTERS)
+@validates_its_form
 def request_again(plate: str):
     """Ask again for a product that was never created: the last request's data, its reason."""
     product = _requestable(plate)

@@ -2,12 +2,14 @@
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, or_, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import func, or_, select, union
+from sqlalchemy.orm import contains_eager, selectinload
 
 from ..extensions import db
+from ..pagination import paginate
 from ..products import queries as product_queries
 from ..products.models import Product, ProductContact
+from ..search import fold
 from .models import ACTIVE_STATUSES, Request, RequestEvent, RequestStatus, RequestType
 
 
@@ -86,10 +88,10 @@ def pending_queue(page: int, per_page: int):
     query = (
         select(Request)
         .where(Request.status == RequestStatus.PENDING.value)
-        .options(*request_options())
+        .options(*request_options(), selectinload(Request.events))
         .order_by(Request.created_at, Request.id)
     )
-    return db.paginate(query, page=page, per_page=per_page, error_out=False)
+    return paginate(query, page, per_page)
 
 
 def pending_count() -> int:
@@ -112,8 +114,13 @@ class HistoryFilters:
         return {k: v for k, v in self.__dict__.items() if v}
 
 
+# All requests counts no further than this: past it the page says "more than".
+HISTORY_COUNT_LIMIT = 10_000
+
+
 def history(filters: HistoryFilters, page: int, per_page: int):
-    """Every request, newest first, filtered; searched by plate, product name or contact email."""
+    """Every request, newest first, filtered; searched by plate, product name (accents and case
+    folded) or contact email. Loads only what the list shows."""
     query = select(Request).join(Request.product)
     if filters.status:
         query = query.where(Request.status == filters.status)
@@ -125,20 +132,23 @@ def history(filters: HistoryFilters, page: int, per_page: int):
         query = query.where(Product.ministry_code == filters.ministry)
     if filters.q:
         term = filters.q.strip().lower()
-        like = f"%{_escape_like(term)}%"
-        query = query.where(
-            or_(
-                Product.licence_plate == term,
-                func.lower(Product.name).like(like, escape="\\"),
-                Product.id.in_(
-                    select(ProductContact.product_id).where(
-                        ProductContact.email.like(like, escape="\\")
-                    )
-                ),
-            )
+        # One set of matching products, each part through its own index (the plate's unique
+        # one, trigram ones for name and email on PostgreSQL), then their requests.
+        matching = union(
+            select(Product.id).where(Product.licence_plate == term),
+            select(Product.id).where(
+                Product.search_name.like(f"%{_escape_like(fold(term))}%", escape="\\")
+            ),
+            select(ProductContact.product_id).where(
+                ProductContact.email.like(f"%{_escape_like(term)}%", escape="\\")
+            ),
         )
-    query = query.options(*request_options()).order_by(Request.created_at.desc(), Request.id.desc())
-    return db.paginate(query, page=page, per_page=per_page, error_out=False)
+        query = query.where(Request.product_id.in_(select(matching.subquery().c[0])))
+    # Ids grow with time: the primary key orders newest first without a sort.
+    query = query.options(
+        contains_eager(Request.product), selectinload(Request.requested_by)
+    ).order_by(Request.id.desc())
+    return paginate(query, page, per_page, count_limit=HISTORY_COUNT_LIMIT)
 
 
 def _escape_like(term: str) -> str:
