@@ -13,13 +13,25 @@ repository. Approves the requests one after another and breaks each one down:
 
     python bench/approve_to_provisioned.py --database sqlite --requests 50
     python bench/approve_to_provisioned.py --database postgres --requests 50
+    python bench/approve_to_provisioned.py --database postgres --requests 50 --layout split
+
+``--layout single`` (the default) runs everything in this process, the web app through its WSGI
+interface. ``--layout split`` runs it as production does: the web app under gunicorn (2 workers,
+no background work) reached over HTTP, ``flask worker`` (relay, bridge, mail) and ``flask
+provisioner`` as processes of their own, woken across processes by PostgreSQL's NOTIFY (needs
+``pip install -e .[server]`` for gunicorn, and PostgreSQL).
 """
 
 import argparse
+import contextlib
+import http.client
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -99,31 +111,16 @@ def breakdown(request_id: int, clicked, answered) -> dict[str, float]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--requests", type=int, default=50)
-    args = parser.parse_args()
-
-    with (
-        common.database(args.database) as url,
-        common.nats_server() as nats_url,
-        tempfile.TemporaryDirectory() as gitops,
-    ):
-        app = common.make_app(url, nats_url, gitops)
-        relay_and_bridge = NatsWorker(app)
-        provisioner = ProvisionerWorker(app)
-        relay_and_bridge.start()
-        provisioner.start()
-        assert relay_and_bridge.ready.wait(15) and provisioner.ready.wait(15)
-        client = app.test_client()
-        with app.app_context():
-            accounts.create_user("admin@bench.example", "Admin", "pw", Role.SUPER_ADMIN)
-            db.session.commit()
-            ids = submit_requests(args.requests)
-        client.post("/login", data={"email": "admin@bench.example", "password": "pw"})
-
-        rows = []
+def run_single(app, ids: list[int]) -> list[dict]:
+    relay_and_bridge = NatsWorker(app)
+    provisioner = ProvisionerWorker(app)
+    relay_and_bridge.start()
+    provisioner.start()
+    assert relay_and_bridge.ready.wait(15) and provisioner.ready.wait(15)
+    client = app.test_client()
+    client.post("/login", data={"email": "admin@bench.example", "password": "pw"})
+    rows = []
+    try:
         with app.app_context():
             for request_id in ids:
                 clicked = utcnow()
@@ -134,10 +131,124 @@ def main() -> None:
                 assert response.status_code == 303, response.status_code
                 wait_provisioned(request_id)
                 rows.append(breakdown(request_id, clicked, answered))
+    finally:
         provisioner.stop()
         relay_and_bridge.stop()
+    return rows
 
-    print(f"approve -> provisioned, {args.requests} requests one after another, on {args.database}")
+
+@contextlib.contextmanager
+def processes(url: str, nats_url: str, gitops: str, port: int):
+    """gunicorn (web only), flask worker and flask provisioner, as production runs them."""
+    bin_dir = Path(sys.executable).parent
+    if not (bin_dir / "gunicorn").exists():
+        sys.exit("--layout split needs gunicorn: pip install -e '.[server]'")
+    env = {
+        **os.environ,
+        "REGISTRY_SQLALCHEMY_DATABASE_URI": url,
+        "REGISTRY_NATS_URL": nats_url,
+        "REGISTRY_SECRET_KEY": "bench",
+        "REGISTRY_PROVISIONER_GITOPS_REPO": gitops,
+        "REGISTRY_WTF_CSRF_ENABLED": "false",
+        "REGISTRY_RUN_BACKGROUND": "false",
+        "REGISTRY_LOG_LEVEL": "WARNING",
+    }
+    root = Path(__file__).resolve().parent.parent
+    commands = [
+        [str(bin_dir / "gunicorn"), "-w", "2", "-b", f"127.0.0.1:{port}", "wsgi:app"],
+        [str(bin_dir / "flask"), "--app", "registry", "worker"],
+        [str(bin_dir / "flask"), "--app", "registry", "provisioner"],
+    ]
+    started = [
+        subprocess.Popen(command, env=env, cwd=root, stdout=subprocess.DEVNULL)
+        for command in commands
+    ]
+    try:
+        yield started
+    finally:
+        for process in started:
+            process.terminate()
+        for process in started:
+            process.wait(timeout=20)
+
+
+def http_session(port: int) -> tuple[http.client.HTTPConnection, str]:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            body = urllib.parse.urlencode({"email": "admin@bench.example", "password": "pw"})
+            conn.request(
+                "POST",
+                "/login",
+                body,
+                {"Content-Type": "application/x-www-form-urlencoded"},
+            )
+            response = conn.getresponse()
+            response.read()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    cookie = response.getheader("Set-Cookie").split(";", 1)[0]
+    return conn, cookie
+
+
+def run_split(app, ids: list[int], url: str, nats_url: str, gitops: str) -> list[dict]:
+    from registry.provisioning import embedded
+
+    port = embedded.free_port()
+    rows = []
+    with processes(url, nats_url, gitops, port):
+        conn, cookie = http_session(port)
+        time.sleep(2)  # the worker's listener and the provisioner's consumer get ready
+        with app.app_context():
+            for request_id in ids:
+                clicked = utcnow()
+                conn.request(
+                    "POST",
+                    f"/admin/requests/{request_id}/decision",
+                    "decision=approve",
+                    {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie},
+                )
+                response = conn.getresponse()
+                response.read()
+                answered = utcnow()
+                assert response.status == 303, response.status
+                wait_provisioned(request_id)
+                rows.append(breakdown(request_id, clicked, answered))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--requests", type=int, default=50)
+    parser.add_argument("--layout", choices=["single", "split"], default="single")
+    args = parser.parse_args()
+    if args.layout == "split" and args.database != "postgres":
+        parser.error("--layout split needs --database postgres (processes wake through NOTIFY)")
+
+    with (
+        common.database(args.database) as url,
+        common.nats_server() as nats_url,
+        tempfile.TemporaryDirectory() as gitops,
+    ):
+        app = common.make_app(url, nats_url, gitops)
+        with app.app_context():
+            accounts.create_user("admin@bench.example", "Admin", "pw", Role.SUPER_ADMIN)
+            db.session.commit()
+            ids = submit_requests(args.requests)
+        if args.layout == "single":
+            rows = run_single(app, ids)
+        else:
+            rows = run_split(app, ids, url, nats_url, gitops)
+
+    print(
+        f"approve -> provisioned, {args.requests} requests one after another, on"
+        f" {args.database}, layout {args.layout}"
+    )
     print(f"machine: {common.machine()}; {common.git_version()}")
     print(f"{'part':<12} {'median ms':>10} {'p95 ms':>10}")
     for part in ("total", "decision", "publish", "delivery", "provisioner", "status"):

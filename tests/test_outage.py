@@ -77,3 +77,14 @@ def test_a_nats_outage_is_two_log_lines_a_503_and_a_backlog_that_drains_at_once(
     assert len(loud) == 2, said
     assert "is not reachable" in said[0] and "is reachable again" in said[1]
     assert drained < 5
+
+
+def test_claims_are_sized_to_the_work_they_cover(app):
+    """Work claimed by a process that died is taken over within a minute, and a live one never
+    loses a claim while it still works on it."""
+    from registry.notifications import sender
+    from registry.provisioning import relay
+
+    assert relay.BATCH * relay.PUBLISH_TIMEOUT < relay.CLAIM_SECONDS <= 60
+    # One email: connect, conversation and quit, each bounded by the SMTP timeout.
+    assert 3 * app.config["MAIL_TIMEOUT"] < sender.claim_seconds() <= 60

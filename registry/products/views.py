@@ -3,10 +3,10 @@ from flask_login import current_user, login_required
 from sqlalchemy.exc import IntegrityError
 
 from ..auth.access import roles_required
-from ..inputs import validates_its_form
 from ..auth.models import Role
 from ..extensions import db
 from ..htmx import redirect_to, render
+from ..inputs import validates_its_form
 from ..requests import queries as request_queries
 from ..requests import services as request_services
 from ..requests.models import RequestType

@@ -129,7 +129,7 @@ def handle_reports(app, deliveries: list[Delivery]) -> list[str]:
         range(len(deliveries)),
         key=lambda i: parsed[i].request_id if isinstance(parsed[i], contract.StatusReport) else -1,
     )
-    with app.app_context():
+    with app.app_context(), db.session.no_autoflush:
         try:
             locked = services.lock_for_reports(
                 [r for r in parsed if isinstance(r, contract.StatusReport)]

@@ -131,7 +131,15 @@ def lock_for_reports(reports: list[contract.StatusReport]) -> dict[int, Request]
     bridges take their locks in the same order and cannot deadlock)."""
     ids = sorted({r.request_id for r in reports})
     requests = db.session.scalars(
-        _locking(select(Request)).where(Request.id.in_(ids)).order_by(Request.id)
+        _locking(select(Request))
+        .where(Request.id.in_(ids))
+        .order_by(Request.id)
+        # The emails of a batch's last steps need the team: one query for the batch, not a
+        # lazy load (and an autoflush) per email.
+        .options(
+            selectinload(Request.product, Product.contacts),
+            selectinload(Request.requested_by),
+        )
     ).unique()
     return {r.id: r for r in requests}
 

@@ -6,6 +6,8 @@ edit to the product, and sends :data:`signals.request_moved`: provisioning and n
 listen to it and write their outbox rows in the same transaction.
 """
 
+from sqlalchemy import inspect
+
 from ..extensions import db
 from ..products import services as product_services
 from ..products.models import ProductStatus
@@ -108,7 +110,6 @@ def transition(
     if kind == T.EDIT and to == S.PROVISIONED:
         product_services.apply_change(product, request.decision_data or request.requested_data)
     event = RequestEvent(
-        request=request,
         actor_id=actor.id if actor is not None else None,
         from_status=current.value if current else None,
         to_status=to.value,
@@ -116,6 +117,12 @@ def transition(
         created_at=now,
         **details,
     )
+    if request.id is None or "events" in inspect(request).dict:
+        event.request = request  # a new request, or one whose timeline is already loaded
+    else:
+        # Only the row: appending to the timeline would load every earlier event first, and
+        # the bridge writes hundreds of events a second.
+        event.request_id = request.id
     db.session.add(event)
     if request.id is None:
         db.session.flush()  # the emails of this step link to the request by its id
