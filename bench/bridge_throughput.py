@@ -25,10 +25,10 @@ from sqlalchemy import func, select, text
 
 from bench import common
 from bench.approve_to_provisioned import submit_requests
+from registry import contract
 from registry.auth import services as accounts
 from registry.auth.models import Role
 from registry.extensions import db
-from registry.provisioning import contract
 from registry.provisioning.models import OutboxMessage, ProvisioningTarget
 from registry.provisioning.stream import ensure_stream
 from registry.provisioning.worker import NatsWorker

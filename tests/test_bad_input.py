@@ -9,8 +9,8 @@ import json
 import pytest
 from sqlalchemy import select
 
+from registry import contract
 from registry.extensions import db
-from registry.provisioning import contract
 from registry.provisioning.models import DeadLetter
 from registry.requests import services
 from registry.requests.models import Request

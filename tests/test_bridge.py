@@ -14,9 +14,10 @@ from markupsafe import escape
 from nats.js.errors import NotFoundError
 from sqlalchemy import func, select
 
+from registry import contract
 from registry.extensions import db
 from registry.products.models import Product, ProductStatus
-from registry.provisioning import bridge, contract
+from registry.provisioning import bridge
 from registry.provisioning import services as provisioning
 from registry.provisioning.models import DeadLetter, OutboxMessage, ProvisioningTarget
 from registry.requests import services

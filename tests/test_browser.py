@@ -13,8 +13,8 @@ import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
+from registry import contract
 from registry.extensions import db
-from registry.provisioning import contract
 from registry.provisioning.models import OutboxMessage
 from registry.requests.models import Request, RequestStatus
 

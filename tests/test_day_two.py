@@ -13,12 +13,12 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
+from registry import contract
 from registry.extensions import db
 from registry.notifications import sender
 from registry.notifications.models import OutboxEmail
 from registry.products.models import Product, ProductStatus
 from registry.products.services import ContactData, ProductData, live_data
-from registry.provisioning import contract
 from registry.provisioning import services as provisioning
 from registry.provisioning.models import OutboxMessage
 from registry.requests import changes, services
@@ -684,17 +684,6 @@ def test_every_move_is_sent_on_the_signal_the_features_listen_to(owner, admin):
     finally:
         request_moved.disconnect(listener)
     assert seen == [(req.id, None, "pending"), (req.id, "pending", "approved")]
-
-
-def test_the_lifecycle_imports_none_of_the_features_that_react_to_it():
-    import ast
-    import inspect
-
-    from registry.requests import lifecycle
-
-    tree = ast.parse(inspect.getsource(lifecycle))
-    imported = {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert not [m for m in imported if "provisioning" in m or "notifications" in m], imported
 
 
 def test_an_edit_decided_without_a_super_admin_is_refused_for_a_create(owner):

@@ -11,10 +11,10 @@ import re
 
 import pytest
 
+from registry import contract
 from registry.extensions import db
 from registry.products.models import Product, ProductStatus
 from registry.products.services import ContactData
-from registry.provisioning import contract
 from registry.requests import services
 from registry.requests.models import Request
 

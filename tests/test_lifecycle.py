@@ -31,7 +31,7 @@ def _events(request_id):
 
 
 def _report(req, cluster, status, message=""):
-    from registry.provisioning import contract
+    from registry import contract
     from registry.provisioning import services as provisioning
 
     body = contract.report_body(req.product.licence_plate, cluster, req.id, status, message)

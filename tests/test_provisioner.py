@@ -22,12 +22,12 @@ import pytest
 import yaml
 from sqlalchemy import select
 
+from registry import contract
 from registry.extensions import db
 from registry.notifications import sender
 from registry.notifications.models import OutboxEmail
 from registry.products.services import ContactData
 from registry.provisioner.gitops import Repository
-from registry.provisioning import contract
 from registry.reference.models import QuotaOption
 from registry.requests import services
 from registry.requests.models import Request, RequestEvent, RequestStatus

@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, text
 
+from registry import contract
 from registry.extensions import db
 from registry.products.models import Product, ProductStatus
 from registry.products.services import ProductData, live_data
-from registry.provisioning import contract
 from registry.provisioning import services as provisioning
 from registry.provisioning.models import ServiceAccount
 from registry.requests import services

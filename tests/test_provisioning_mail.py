@@ -11,10 +11,10 @@ import json
 import pytest
 from markupsafe import escape
 
+from registry import contract
 from registry.extensions import db
 from registry.notifications import sender
 from registry.products.services import ContactData
-from registry.provisioning import contract
 from registry.provisioning import services as provisioning
 from registry.requests import services
 from registry.requests.models import RequestStatus

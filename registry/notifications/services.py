@@ -7,8 +7,8 @@ from sqlalchemy import select
 
 from .. import outbox
 from ..auth import services as accounts
+from ..contract import STEP_LABELS
 from ..extensions import db
-from ..provisioning.contract import STEP_LABELS
 from ..timeutil import utcnow
 from .models import EmailStatus, OutboxEmail
 

@@ -16,8 +16,7 @@ from pathlib import Path
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig
 
-from .. import natsutil
-from ..provisioning import contract
+from .. import contract, natsutil
 from . import workflow
 from .gitops import Repository
 

@@ -16,8 +16,9 @@ from nats.js.api import AckPolicy, ConsumerConfig
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm.exc import StaleDataError
 
+from .. import contract
 from ..extensions import db
-from . import contract, services
+from . import services
 
 log = logging.getLogger(__name__)
 

@@ -6,10 +6,11 @@ import nats
 from flask import current_app
 from sqlalchemy import select
 
+from .. import contract
 from ..extensions import db
 from ..products.models import Product
 from ..requests.models import Request
-from . import bp, contract, services
+from . import bp, services
 from .models import ServiceAccount
 
 

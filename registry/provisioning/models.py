@@ -16,9 +16,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from ..contract import STEPS
 from ..extensions import db, in_values
 from ..timeutil import utcnow
-from .contract import STEPS
 
 
 class MessageStatus(enum.StrEnum):

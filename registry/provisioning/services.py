@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import contains_eager, joinedload, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
-from .. import outbox
+from .. import contract, outbox
 from ..extensions import db
 from ..products.models import Product
 from ..reference.models import Cluster, Ministry, QuotaOption
@@ -20,7 +20,6 @@ from ..requests import changes
 from ..requests.lifecycle import IN_FLIGHT, transition
 from ..requests.models import Request, RequestStatus
 from ..timeutil import utcnow
-from . import contract
 from .models import DeadLetter, OutboxMessage, ProvisioningTarget, ServiceAccount
 
 # The session flag that wakes the relay after a commit that wrote provisioning messages.

@@ -7,8 +7,8 @@ from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 from sqlalchemy import select
 
+from .. import contract
 from ..extensions import db
-from . import contract
 
 log = logging.getLogger(__name__)
 

@@ -225,7 +225,7 @@ class RequestEvent(db.Model):
         if self.from_status is None and self.to_status == RequestStatus.APPROVED:
             return "Submitted and approved automatically"
         if self.step and self.to_status != RequestStatus.FAILED:
-            from ..provisioning.contract import STEP_LABELS
+            from ..contract import STEP_LABELS
 
             return STEP_LABELS.get(self.step, self.step)
         return RequestStatus(self.to_status).label

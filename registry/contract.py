@@ -4,7 +4,7 @@ change a key here and a pipeline somewhere breaks."""
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ..inputs import BadJSON, parse_json
+from .inputs import BadJSON, parse_json
 
 SUBJECT_PREFIX = "registry_project_provisioning_"
 STATUS_SUBJECT = "registry_project_provisioning_status"
