@@ -1,0 +1,64 @@
+"""Health as the operators and the super admins see it: /readyz, the banner, a waiting request."""
+
+from datetime import timedelta
+
+from sqlalchemy import update
+
+from registry.extensions import db
+from registry.notifications.models import OutboxEmail
+from registry.provisioning.models import OutboxMessage
+from registry.requests import services
+from registry.timeutil import utcnow
+
+from . import builders
+
+
+def stuck_for(model, minutes: int, error: str) -> None:
+    db.session.execute(
+        update(model).values(
+            next_attempt_at=utcnow() - timedelta(minutes=minutes), last_error=error
+        )
+    )
+    db.session.commit()
+
+
+def test_readyz_is_200_when_the_work_flows_and_503_with_reasons_when_an_outbox_is_stuck(
+    client, owner, admin
+):
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.get_json()["checks"]["database"] == "ok"
+
+    req = builders.submit(owner)
+    services.decide(req.id, admin, approve=True)
+    db.session.commit()
+    stuck_for(OutboxMessage, 5, "TimeoutError: nats: timeout")
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    [reason] = [r for r in response.get_json()["reasons"] if "provisioning messages" in r]
+    assert reason == (
+        "outbox: 1 provisioning messages not sent, the oldest due for 5 minutes."
+        " Last error: TimeoutError: nats: timeout"
+    )
+
+
+def test_super_admins_see_a_banner_and_the_request_says_why_it_waits(client, owner, admin):
+    req = builders.submit(owner)
+    services.decide(req.id, admin, approve=True)
+    db.session.commit()
+    stuck_for(OutboxMessage, 3, "TimeoutError: nats: timeout")
+    stuck_for(OutboxEmail, 3, "ServerAway: ConnectionRefusedError: refused")
+
+    builders.login(client, admin)
+    page = client.get("/admin/queue").get_data(as_text=True)
+    assert 'id="operations-banner"' in page
+    assert "1 provisioning messages not sent, the oldest due for 3 minutes." in page
+    assert "emails not sent" in page
+
+    builders.post(client, "/logout")
+    builders.login(client, owner)
+    assert 'id="operations-banner"' not in client.get("/products").get_data(as_text=True)
+    request_page = client.get(f"/requests/{req.id}").get_data(as_text=True)
+    assert "Not yet sent to the provisioner: NATS could not take 1 message" in request_page
+    assert "TimeoutError: nats: timeout" in request_page
