@@ -215,6 +215,8 @@ ROUTES = [
         changes={"requester": {"request": RequestStatus.CANCELLED.value, "outbox": MORE}},
     ),
     Route("admin.queue", "GET", STAFF_PAGE),
+    # The world's request is a create: there are no other quotas to grant, for anyone.
+    Route("admin.grant", "GET", matrix(403, super_admin=404)),
     Route(
         "admin.decide",
         "POST",

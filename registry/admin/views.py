@@ -42,6 +42,16 @@ def queue():
     return render(QUEUE, **_queue_page())
 
 
+@bp.get("/requests/<int:request_id>/grant")
+@roles_required(Role.SUPER_ADMIN)
+def grant(request_id: int):
+    """The form to approve a pending change with other quotas (the queue loads it when opened)."""
+    req = queries.get_visible(request_id, current_user)
+    if req is None or not req.is_pending or req.type != "edit":
+        abort(404)
+    return render("admin/grant.html", block="grant_form", req=req, **_options())
+
+
 @bp.post("/requests/<int:request_id>/decision")
 @roles_required(Role.SUPER_ADMIN)
 def decide(request_id: int):

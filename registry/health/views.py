@@ -1,3 +1,5 @@
+import time
+
 from flask import current_app, has_request_context, jsonify
 from flask_login import current_user
 
@@ -45,7 +47,20 @@ def operations_banner():
     def stuck_backlogs():
         # Called by base.html only, so emails rendered inside a transaction never query here.
         if has_request_context() and getattr(current_user, "is_super_admin", False):
-            return queries.stuck_backlogs()
+            return _recent_backlogs()
         return []
 
     return {"stuck_backlogs": stuck_backlogs}
+
+
+BANNER_SECONDS = 5
+
+
+def _recent_backlogs():
+    """The banner's backlogs, asked of the database at most every few seconds per process: a
+    backlog is minutes old before it shows, and every page a super admin opens would ask."""
+    cache = current_app.extensions.setdefault("health.banner", {"at": -1e9, "backlogs": []})
+    now = time.monotonic()
+    if now - cache["at"] > BANNER_SECONDS:
+        cache["backlogs"], cache["at"] = queries.stuck_backlogs(), now
+    return cache["backlogs"]

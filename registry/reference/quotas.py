@@ -1,6 +1,7 @@
 """Quota option names (``cpu-request-1-limit-2``, ``storage-64``): what they mean in words, and
 which of two is larger. The names follow the provisioner's scheme, so they can be read alone."""
 
+import functools
 import re
 
 QUOTA_NAME = re.compile(
@@ -8,6 +9,7 @@ QUOTA_NAME = re.compile(
 )
 
 
+@functools.lru_cache(maxsize=256)
 def describe(name: str) -> str:
     """'cpu-request-1-limit-2' as '1 core, limit 2'; an unknown name as it is."""
     match = QUOTA_NAME.match(name or "")

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from sqlalchemy import func, or_, select, union
-from sqlalchemy.orm import contains_eager, selectinload
+from sqlalchemy.orm import contains_eager, defer, selectinload
 
 from ..extensions import db
 from ..pagination import paginate
@@ -88,7 +88,15 @@ def pending_queue(page: int, per_page: int):
     query = (
         select(Request)
         .where(Request.status == RequestStatus.PENDING.value)
-        .options(*request_options(), selectinload(Request.events))
+        # What the queue shows: the product with its contacts and cluster, who asked, and the
+        # submission's note; the asked-for quotas come from the request's own record.
+        .options(
+            selectinload(Request.product).options(
+                selectinload(Product.contacts), selectinload(Product.cluster)
+            ),
+            selectinload(Request.requested_by),
+            selectinload(Request.events),
+        )
         .order_by(Request.created_at, Request.id)
     )
     return paginate(query, page, per_page)
@@ -146,7 +154,12 @@ def history(filters: HistoryFilters, page: int, per_page: int):
         query = query.where(Request.product_id.in_(select(matching.subquery().c[0])))
     # Ids grow with time: the primary key orders newest first without a sort.
     query = query.options(
-        contains_eager(Request.product), selectinload(Request.requested_by)
+        contains_eager(Request.product),
+        selectinload(Request.requested_by),
+        # The list shows none of what was asked: leave the JSON records in the database.
+        defer(Request.original_data),
+        defer(Request.requested_data),
+        defer(Request.decision_data),
     ).order_by(Request.id.desc())
     return paginate(query, page, per_page, count_limit=HISTORY_COUNT_LIMIT)
 
