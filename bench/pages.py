@@ -150,8 +150,10 @@ def run(database_url: str, made: dict, clients: int, seconds: float) -> None:
         for label, who, path in pages(made):
             rows.append((label, measure(registry, path, cookies[who], clients, seconds)))
 
-    print(f"pages with {made['products']:,} products, {made['requests']:,} requests,"
-          f" {made['events']:,} events; gunicorn -w 2; {clients} clients, {seconds:g} s a page")  # fmt: skip
+    print(
+        f"pages with {made['products']:,} products, {made['requests']:,} requests,"
+        f" {made['events']:,} events; gunicorn -w 2; {clients} clients, {seconds:g} s a page"
+    )
     print(f"machine: {common.machine()}")
     print("| page | req/s (8 clients) | % of bare | p50 ms | p95 ms | one user p95 ms |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")

@@ -1,14 +1,15 @@
 """Fill a PostgreSQL database with a registry's worth of realistic data, fast (COPY).
 
 For N products: about N/20 product-team users, a super admin and a support user; each product
-with 2–3 contacts and its four namespaces; a create request for each (most provisioned, 3%
+with 2 or 3 contacts and its four namespaces; a create request for each (most provisioned, 3%
 rejected, the newest pending), an edit for 18% of them (the newest pending), every request with
 its timeline (about ten events when provisioned): for 100,000 products that is about 118,000
 requests and a million events. A "busy" user owns 60 products. Everyone's password is "bench".
 
 The database must be migrated and hold the reference data (``flask --app registry init-db``).
 
-    python bench/seed.py --database-url postgresql://postgres@127.0.0.1:5432/registry_bench --products 100000
+    python bench/seed.py --products 100000 \
+        --database-url postgresql://postgres@127.0.0.1:5432/registry_bench
 """
 
 import argparse
@@ -105,6 +106,7 @@ LAST = [
     "Côté",
     "Martin",
 ]
+REJECTION = "Ask for the ministry's sign-off."
 BUSY, ADMIN, SUPPORT = "busy@bench.example", "admin@bench.example", "support@bench.example"
 
 
@@ -117,7 +119,7 @@ def plates(rng: random.Random, count: int) -> list[str]:
 
 def seed(database_url: str, products: int, pending: int = 2000, seed_value: int = 1) -> dict:
     """Add ``products`` products and everything around them; returns what a benchmark needs."""
-    rng = random.Random(seed_value)
+    rng = random.Random(seed_value)  # noqa: S311 - sample data, not secrets
     url = database_url.replace("postgresql+psycopg://", "postgresql://")
     started = time.perf_counter()
     with psycopg.connect(url) as conn:
@@ -130,15 +132,18 @@ def seed(database_url: str, products: int, pending: int = 2000, seed_value: int 
             options.setdefault(kind, []).append(name)
         first_user = (conn.execute("SELECT coalesce(max(id), 0) FROM users").fetchone()[0]) + 1
 
-        now = datetime(2026, 11, 1)
+        now = datetime(2026, 11, 1)  # noqa: DTZ001 - the tables keep naive UTC
         start = now - timedelta(days=730)
         step = (now - start) / max(products, 1)
         password = generate_password_hash("bench", method="pbkdf2:sha256:1")
 
         # --- users: the staff, the busy owner, and the teams ---------------------------------
         team_count = max(products // 20, 10)
-        users = [(ADMIN, "Ada Bench-Admin", "super_admin"), (SUPPORT, "Sue Bench-Support", "support"),
-                 (BUSY, "Bea Busy", "user")]  # fmt: skip
+        users = [
+            (ADMIN, "Ada Bench-Admin", "super_admin"),
+            (SUPPORT, "Sue Bench-Support", "support"),
+            (BUSY, "Bea Busy", "user"),
+        ]
         users += [
             (f"user{i}@bench.example", f"{rng.choice(FIRST)} {rng.choice(LAST)}", "user")
             for i in range(team_count)
@@ -235,7 +240,7 @@ def seed(database_url: str, products: int, pending: int = 2000, seed_value: int 
                     decided = created + timedelta(hours=3)
                     request_rows.append(
                         (rid, pid, "create", "rejected", requester, created, decided, None,
-                         json.dumps(data), None, admin_id, decided, "Ask for the ministry's sign-off.")
+                         json.dumps(data), None, admin_id, decided, REJECTION)
                     )  # fmt: skip
                     event(rid, created, requester, None, "pending", "Submitted for review.")
                     event(

@@ -38,10 +38,15 @@ class Page:
         return self.page + 1
 
 
-def paginate(query, page: int, per_page: int, count_limit: int | None = None) -> Page:
-    """``query`` (a select with its ORDER BY) cut to ``page``; counts at most ``count_limit``."""
+def paginate(query, page: int, per_page: int, count_limit: int | None = None, counted=None) -> Page:
+    """``query`` (a select with its ORDER BY) cut to ``page``; counts at most ``count_limit``.
+
+    ``counted``: what to count instead of ``query``, for a query that already holds its page
+    (the caller cut it from ids); then ``query`` is not cut again.
+    """
     page = max(1, page)
-    counted = query.order_by(None).options()
+    cut = counted is None
+    counted = (query if cut else counted).order_by(None)
     if count_limit is not None:
         counted = counted.limit(count_limit + 1)
     total = db.session.scalar(select(func.count()).select_from(counted.subquery()))

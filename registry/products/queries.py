@@ -1,6 +1,6 @@
 """The read side of products: who may see what, eager-loaded so pages run fixed query counts."""
 
-from sqlalchemy import exists, or_, select, true
+from sqlalchemy import select, true, union
 from sqlalchemy.orm import selectinload
 
 from ..extensions import db
@@ -18,10 +18,12 @@ def visible_to(user):
 
 
 def belongs_to(user):
-    """A where-clause: products ``user`` created or is a contact of."""
-    return or_(
-        Product.created_by_id == user.id,
-        exists().where(ProductContact.product_id == Product.id, ProductContact.email == user.email),
+    """A where-clause: products ``user`` created or is a contact of (each through its index)."""
+    return Product.id.in_(
+        union(
+            select(Product.id).where(Product.created_by_id == user.id),
+            select(ProductContact.product_id).where(ProductContact.email == user.email),
+        ).scalar_subquery()
     )
 
 
