@@ -738,3 +738,16 @@ def test_a_new_contact_can_read_the_request_that_names_them(client, owner, admin
     builders.post(client, "/logout")
     builders.login(client, stranger)
     assert client.get(f"/requests/{edit.id}").status_code == 404
+
+
+def test_all_requests_finds_by_plate_folded_name_and_contact_email(client, owner, admin, support):
+    sante = builders.submit(owner, name="Santé publique")
+    other = builders.submit(owner, name="Ferry schedule")
+    builders.login(client, support)
+    assert f"#{sante.id} Santé publique" in page(client, "/history?q=SANTE")
+    assert "Ferry schedule" not in page(client, "/history?q=sante")
+    assert f"#{other.id} Ferry" in page(client, f"/history?q={other.product.licence_plate}")
+    email = other.product.contact("primary_lead").email
+    text = page(client, f"/history?q={email.upper()}")
+    assert f"#{other.id} Ferry" in text and "Santé" not in text
+    assert "No request matches" in page(client, "/history?q=100%25_")

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, or_, select, union
+from sqlalchemy import any_, func, or_, select, union
 from sqlalchemy.orm import contains_eager, defer, selectinload
 
 from ..extensions import db
@@ -153,7 +153,13 @@ def history(filters: HistoryFilters, page: int, per_page: int):
                 ProductContact.email.like(f"%{_escape_like(term)}%", escape="\\")
             ),
         )
-        ids = ids.where(Request.product_id.in_(select(matching.subquery().c[0])))
+        matched = select(matching.subquery().c[0])
+        if db.session.get_bind().dialect.name == "postgresql":
+            # As an array computed once: PostgreSQL then walks requests newest first through
+            # the index and stops at the page, where IN made it join every request.
+            ids = ids.where(Request.product_id == any_(func.array(matched.scalar_subquery())))
+        else:
+            ids = ids.where(Request.product_id.in_(matched))
     # Ids grow with time: the primary key orders newest first without a sort. The page is cut
     # from the ids alone (an index walk), and only its rows are read with their products.
     ids = ids.order_by(Request.id.desc())
