@@ -51,5 +51,7 @@ def paginate(query, page: int, per_page: int, count_limit: int | None = None, co
         counted = counted.limit(count_limit + 1)
     total = db.session.scalar(select(func.count()).select_from(counted.subquery()))
     capped = count_limit is not None and total > count_limit
-    items = list(db.session.scalars(query.limit(per_page).offset((page - 1) * per_page)).unique())
+    if cut:
+        query = query.limit(per_page).offset((page - 1) * per_page)
+    items = list(db.session.scalars(query).unique())
     return Page(items, page, per_page, count_limit if capped else total, capped)

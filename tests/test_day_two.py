@@ -751,3 +751,20 @@ def test_all_requests_finds_by_plate_folded_name_and_contact_email(client, owner
     text = page(client, f"/history?q={email.upper()}")
     assert f"#{other.id} Ferry" in text and "Santé" not in text
     assert "No request matches" in page(client, "/history?q=100%25_")
+
+
+def test_all_requests_pages_newest_first_and_counts_no_further_than_its_limit(
+    app, client, owner, support, monkeypatch
+):
+    from registry.requests import queries
+
+    monkeypatch.setattr(queries, "HISTORY_COUNT_LIMIT", 5)
+    app.config["PAGE_SIZE"] = 2
+    made = [builders.submit(owner, name=f"Paged {n}").id for n in range(7)]
+    builders.login(client, support)
+    pages = [page(client, f"/history?page={n}") for n in (1, 2, 4)]
+    assert f"#{made[6]} Paged 6" in pages[0] and f"#{made[5]} Paged 5" in pages[0]
+    assert f"#{made[4]} Paged 4" in pages[1] and f"#{made[3]} Paged 3" in pages[1]
+    assert f"#{made[0]} Paged 0" in pages[2] and "Paged 1 " not in pages[2]
+    assert "More than 5 requests" in pages[0]
+    assert "Page 1 of more than 3" in pages[0]
