@@ -53,12 +53,11 @@ def public_url(endpoint: str, **values) -> str:
 def team_addresses(request) -> list[str]:
     """The product's contacts, every contact the request names or replaces (an edit tells the
     old and the new owner), and the requester."""
-    addresses = list(request.product.contact_emails)
-    for data in (request.original_data, request.requested_data, request.decision_data):
-        for contact in (data or {}).get("contacts", {}).values():
-            if contact:
-                addresses.append(contact["email"].lower())
-    addresses.append(request.requested_by.email)
+    addresses = [
+        *request.product.contact_emails,
+        *request.every_named_email,
+        request.requested_by.email,
+    ]
     return list(dict.fromkeys(addresses))
 
 

@@ -7,14 +7,11 @@ The rules are one table, :data:`RULES`, documented in the README: change it here
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..products.models import ContactRole
 from ..reference import quotas
 from ..reference.models import ENVIRONMENTS, QUOTA_KINDS
 
-CONTACT_ROLES = {
-    "owner": "Product owner",
-    "primary_lead": "Primary technical lead",
-    "secondary_lead": "Secondary technical lead",
-}
+CONTACT_ROLES = {role.value: role.label for role in ContactRole}
 QUOTA_LABELS = {"cpu": "CPU", "memory": "memory", "storage": "storage", "snapshot": "snapshots"}
 DETAILS = {"name": "Product name", "description": "Description", "ministry": "Ministry"}
 

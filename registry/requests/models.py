@@ -186,17 +186,27 @@ class Request(db.Model):
     @property
     def named_emails(self) -> set[str]:
         """Everyone the request names as a contact, in what was asked or granted."""
-        return {
-            contact["email"].lower()
-            for data in (self.requested_data, self.decision_data)
-            for contact in (data or {}).get("contacts", {}).values()
-            if contact
-        }
+        return set(_contact_emails(self.requested_data, self.decision_data))
+
+    @property
+    def every_named_email(self) -> list[str]:
+        """Every contact the request names or replaces, in order: what was live, asked, granted."""
+        return _contact_emails(self.original_data, self.requested_data, self.decision_data)
 
     @property
     def granted_data(self) -> dict:
         """What the provisioner is (or was) asked to build: the decision, else the request."""
         return self.decision_data or self.requested_data
+
+
+def _contact_emails(*records: dict | None) -> list[str]:
+    """The contacts' emails in product records (``ProductData.as_dict`` shape), lower case."""
+    return [
+        contact["email"].lower()
+        for data in records
+        for contact in (data or {}).get("contacts", {}).values()
+        if contact
+    ]
 
 
 class RequestEvent(db.Model):
