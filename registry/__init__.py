@@ -27,6 +27,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     from . import models  # noqa: F401  (every table, for Alembic and create_all)
     from .admin import bp as admin_bp
+    from .audit import bp as audit_bp
     from .auth import bp as auth_bp
     from .cli import register as register_cli
     from .errors import register as register_errors
@@ -54,6 +55,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         provisioning_bp,
         provisioner_bp,
         health_bp,
+        audit_bp,
     ):
         app.register_blueprint(blueprint)
     register_cli(app)

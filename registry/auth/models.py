@@ -43,6 +43,8 @@ class User(UserMixin, db.Model):
     # The subject claim of a future single sign-on provider (Keycloak, Entra ID); unique when set.
     external_subject: Mapped[str | None] = mapped_column(String(255), unique=True)
     active: Mapped[bool] = mapped_column(default=True)
+    # Raised on sign-out, a role change and deactivation: every session made before stops working.
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
 
     def set_password(self, password: str) -> None:

@@ -114,5 +114,8 @@ class ServiceAccount(db.Model):
     # SHA-256 of the token: tokens are 256 random bits, so a slow password hash adds nothing.
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    # Every call that presents the token, whether or not it succeeds.
     last_used_at: Mapped[datetime | None]
+    # After this the token is refused; None: it does not expire.
+    expires_at: Mapped[datetime | None]
     active: Mapped[bool] = mapped_column(default=True)
