@@ -5,8 +5,8 @@ from pathlib import Path
 from flask import Flask, redirect, url_for
 from flask_login import current_user
 
-from . import config, inputs
-from .extensions import csrf, db, login_manager, mail, migrate
+from . import config, inputs, security
+from .extensions import csrf, db, limiter, login_manager, mail, migrate
 
 MIGRATIONS = str(Path(__file__).parent / "migrations")
 
@@ -24,11 +24,14 @@ def create_app(test_config: dict | None = None) -> Flask:
     login_manager.login_message_category = "info"
     mail.init_app(app)
     csrf.init_app(app)
+    limiter.init_app(app)
+    security.install(app)
 
     from . import models  # noqa: F401  (every table, for Alembic and create_all)
     from .admin import bp as admin_bp
     from .audit import bp as audit_bp
     from .auth import bp as auth_bp
+    from .auth import oidc
     from .cli import register as register_cli
     from .errors import register as register_errors
     from .filters import register as register_filters
@@ -58,6 +61,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         audit_bp,
     ):
         app.register_blueprint(blueprint)
+    oidc.init_app(app)
     register_cli(app)
     register_errors(app)
     register_filters(app)

@@ -7,6 +7,7 @@ as JSON where they look like JSON (numbers, booleans, lists), else taken as text
 import json
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 ENV_PREFIX = "REGISTRY_"
@@ -74,10 +75,45 @@ class Defaults:
     # Edits that only change contacts, details or lower quotas go to the provisioner without a
     # review (registry/requests/changes.py, RULES). False: a super admin reviews every change.
     AUTO_APPROVE_EDITS = True
+    # Separation of duties: a super admin who is a contact of a product (owner or technical
+    # lead, live or named in the request) does not decide its requests. Nobody decides their own.
+    SEPARATE_DUTIES = True
     # How passwords are hashed (werkzeug's generate_password_hash). Tests use a cheap one.
     PASSWORD_HASH_METHOD = "scrypt"  # noqa: S105 - a method name, not a password
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
+    # None: Secure in production (and whenever PUBLIC_URL is https), so the cookie never goes
+    # over plain HTTP there.
+    SESSION_COOKIE_SECURE = None
+    # A session ends after this long without a request, and this long after signing in at most.
+    SESSION_IDLE_MINUTES = 60
+    SESSION_MAX_HOURS = 12
+    # Sign-in with the organization's identity provider (OpenID Connect: Keycloak, Entra ID...).
+    # Set OIDC_DISCOVERY_URL to turn it on: the provider's /.well-known/openid-configuration.
+    OIDC_DISCOVERY_URL = None
+    OIDC_CLIENT_ID = None
+    OIDC_CLIENT_SECRET = None  # none for a public client (PKCE alone)
+    OIDC_SCOPES = "openid email profile"
+    # Where the roles are in the ID token (or userinfo): a dotted path, e.g. "roles",
+    # "groups", "realm_access.roles" or "resource_access.registry.roles" (Keycloak).
+    OIDC_ROLES_CLAIM = "roles"
+    OIDC_SUPER_ADMIN_ROLES: list = ["registry-super-admin"]  # noqa: RUF012
+    OIDC_SUPPORT_ROLES: list = ["registry-support"]  # noqa: RUF012
+    # The button reads "Sign in with <name>".
+    OIDC_PROVIDER_NAME = "your organization's account"
+    # Local passwords: None means on in development and off in production.
+    PASSWORD_LOGIN = None
+    # Sign-in guessing: refused attempts counted per account and per client address (only
+    # refusals count). Limits in Flask-Limiter's notation; storage "memory://" (each process
+    # counts alone) or "redis://host:6379" (shared by every process).
+    LOGIN_LIMIT_PER_ACCOUNT = "20 per minute"
+    LOGIN_LIMIT_PER_ADDRESS = "100 per minute"
+    RATELIMIT_STORAGE_URI = "memory://"
+    RATELIMIT_STRATEGY = "moving-window"
+    RATELIMIT_HEADERS_ENABLED = True
+    # Behind this many proxies that set X-Forwarded-For/-Proto (the OpenShift router: 1), the
+    # client address and scheme are read from those headers; 0 trusts no header.
+    TRUSTED_PROXIES = 0
     WTF_CSRF_TIME_LIMIT = None
 
 
@@ -124,6 +160,25 @@ def load(app, test_config=None) -> None:
         )
     if app.config["ENV"] == "production" and app.config["DEV_MAILBOX"]:
         raise RuntimeError("The development mailbox cannot be enabled in production.")
+
+    production = app.config["ENV"] == "production"
+    if app.config["SESSION_COOKIE_SECURE"] is None:
+        app.config["SESSION_COOKIE_SECURE"] = production or app.config["PUBLIC_URL"].startswith(
+            "https://"
+        )
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=app.config["SESSION_MAX_HOURS"])
+    if app.config["PASSWORD_LOGIN"] is None:
+        app.config["PASSWORD_LOGIN"] = not production
+    if not app.config["PASSWORD_LOGIN"] and not app.config["OIDC_DISCOVERY_URL"]:
+        raise RuntimeError(
+            "Nobody could sign in: set REGISTRY_OIDC_DISCOVERY_URL (and the client id and "
+            "secret) or REGISTRY_PASSWORD_LOGIN=true."
+        )
+    if app.config["OIDC_DISCOVERY_URL"] and not app.config["OIDC_CLIENT_ID"]:
+        raise RuntimeError("REGISTRY_OIDC_CLIENT_ID is required with REGISTRY_OIDC_DISCOVERY_URL.")
+    for key in ("OIDC_SUPER_ADMIN_ROLES", "OIDC_SUPPORT_ROLES"):
+        if isinstance(app.config[key], str):
+            app.config[key] = [v.strip() for v in app.config[key].split(",") if v.strip()]
 
 
 def normalise_database_url(url: str) -> str:

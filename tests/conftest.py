@@ -2,6 +2,7 @@
 a clean database per test, an SMTP sink, a live server and a browser."""
 
 import contextlib
+import json
 import os
 import pathlib
 import shutil
@@ -390,3 +391,100 @@ def screenshot():
             page.screenshot(path=str(pathlib.Path(directory) / f"{name}.png"), full_page=True)
 
     return take
+
+
+# People the OpenID Connect provider knows, with the claims it vouches for.
+OIDC_PEOPLE = {
+    "ada": {
+        "sub": "ada-7f3c",
+        "email": "ada.admin@example.gov",
+        "email_verified": True,
+        "name": "Ada Admin",
+        "roles": ["registry-super-admin"],
+    },
+    "sue": {
+        "sub": "sue-11b2",
+        "email": "sue.support@example.gov",
+        "email_verified": True,
+        "name": "Sue Support",
+        "roles": ["registry-support"],
+    },
+    "tom": {
+        "sub": "tom-90aa",
+        "email": "tom.team@example.gov",
+        "email_verified": True,
+        "name": "Tom Team",
+        "roles": [],
+    },
+}
+
+
+class OIDCProvider:
+    """A real OpenID Connect provider process (the oidc-provider-mock package): discovery, keys,
+    an authorization page where a person is picked, tokens, userinfo and end-session."""
+
+    def __init__(self):
+        import subprocess
+        import sys
+
+        from registry.provisioning import embedded
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        args = [sys.executable, "-m", "oidc_provider_mock", "--port", str(self.port)]
+        for person in OIDC_PEOPLE.values():
+            args += ["--user-claims", json.dumps(person)]
+        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and fixed arguments
+            args,
+            env={**os.environ, "AUTHLIB_INSECURE_TRANSPORT": "1", "PYTHONWARNINGS": "ignore"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        embedded.wait_for_port(self.port, timeout=30)
+
+    @property
+    def discovery_url(self) -> str:
+        return f"{self.url}/.well-known/openid-configuration"
+
+    def set_claims(self, person: dict) -> None:
+        """Change what the provider says of someone (their role, say) from the next sign-in."""
+        import urllib.request
+
+        body = json.dumps(person).encode()
+        request = urllib.request.Request(  # noqa: S310 - the provider on loopback
+            f"{self.url}/users/{person['sub']}",
+            data=body,
+            method="PUT",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            assert response.status == 204
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def oidc_provider():
+    provider = OIDCProvider()
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture
+def oidc_app(app, oidc_provider):
+    """The test app signing in through the provider process (and still with passwords)."""
+    from registry import security
+    from registry.auth import oidc
+
+    for person in OIDC_PEOPLE.values():
+        oidc_provider.set_claims(person)  # as they were, whatever an earlier test changed
+    app.config.update(
+        OIDC_DISCOVERY_URL=oidc_provider.discovery_url,
+        OIDC_CLIENT_ID="registry",
+        OIDC_CLIENT_SECRET="registry-secret",
+    )
+    oidc.init_app(app)
+    security.configure_headers(app)  # the sign-out form may now go on to the provider
+    return app

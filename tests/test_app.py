@@ -17,11 +17,35 @@ def test_production_refuses_to_start_without_a_secret_key(tmp_path, monkeypatch)
         create_app({"ENV": "production", "SQLALCHEMY_DATABASE_URI": "sqlite://"})
 
 
+PRODUCTION = {
+    "ENV": "production",
+    "SECRET_KEY": "k",
+    "SQLALCHEMY_DATABASE_URI": "sqlite://",
+    "PUBLIC_URL": "https://registry.example.test",
+}
+
+
 def test_production_never_shows_the_development_mailbox():
-    app = create_app(
-        {"ENV": "production", "SECRET_KEY": "k", "SQLALCHEMY_DATABASE_URI": "sqlite://"}
-    )
+    app = create_app({**PRODUCTION, "PASSWORD_LOGIN": True})
     assert app.config["DEV_MAILBOX"] is False
+
+
+def test_production_turns_passwords_off_and_needs_a_way_to_sign_in():
+    with pytest.raises(RuntimeError, match="Nobody could sign in"):
+        create_app(PRODUCTION)
+    app = create_app(
+        {
+            **PRODUCTION,
+            "OIDC_DISCOVERY_URL": "https://sso.example.test/.well-known/openid-configuration",
+            "OIDC_CLIENT_ID": "registry",
+        }
+    )
+    assert app.config["PASSWORD_LOGIN"] is False
+    assert app.config["SESSION_COOKIE_SECURE"] is True
+    # A development app keeps passwords and, over plain HTTP, a cookie the browser will send.
+    development = create_app({"SECRET_KEY": "k", "SQLALCHEMY_DATABASE_URI": "sqlite://"})
+    assert development.config["PASSWORD_LOGIN"] is True
+    assert development.config["SESSION_COOKIE_SECURE"] is False
 
 
 def test_development_generates_and_keeps_a_secret_key(tmp_path, monkeypatch):

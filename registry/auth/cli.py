@@ -1,5 +1,6 @@
 import click
 
+from ..audit import services as audit
 from ..extensions import db
 from . import bp, services
 from .models import Role
@@ -23,6 +24,7 @@ def create(email, name, role, password):
         user = services.create_user(email, name, password, Role(role))
     except services.AccountError as exc:
         raise click.ClickException(str(exc)) from exc
+    audit.record("user_created", target=user.email, detail=f"{user.role} (command line)")
     db.session.commit()
     click.echo(f"Created {user.email} ({user.role}).")
 
@@ -38,3 +40,27 @@ def set_role(email, role):
         raise click.ClickException(str(exc)) from exc
     db.session.commit()
     click.echo(f"{user.email} is now {user.role}.")
+
+
+@users.command("deactivate")
+@click.argument("email")
+def deactivate(email):
+    """Turn an account off: its sessions end at once and it cannot sign in."""
+    try:
+        user = services.set_active(email, False)
+    except services.AccountError as exc:
+        raise click.ClickException(str(exc)) from exc
+    db.session.commit()
+    click.echo(f"{user.email} is deactivated; every session of it has ended.")
+
+
+@users.command("reactivate")
+@click.argument("email")
+def reactivate(email):
+    """Let a deactivated account sign in again."""
+    try:
+        user = services.set_active(email, True)
+    except services.AccountError as exc:
+        raise click.ClickException(str(exc)) from exc
+    db.session.commit()
+    click.echo(f"{user.email} can sign in again.")

@@ -47,6 +47,13 @@ class User(UserMixin, db.Model):
     session_version: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
 
+    def get_id(self) -> str:
+        # The session keeps the version too: raising it ends every session made before.
+        return f"{self.id}.{self.session_version}"
+
+    def end_sessions(self) -> None:
+        self.session_version = (self.session_version or 0) + 1
+
     def set_password(self, password: str) -> None:
         method = current_app.config["PASSWORD_HASH_METHOD"] if has_app_context() else "scrypt"
         self.password_hash = generate_password_hash(password, method=method)

@@ -1,7 +1,12 @@
-"""Accounts: creating users and changing roles. Services flush; the caller commits."""
+"""Accounts: creating users, changing roles, signing in. Services flush; the caller commits."""
 
+from functools import lru_cache
+
+from flask import current_app, has_app_context
 from sqlalchemy import select
+from werkzeug.security import check_password_hash, generate_password_hash
 
+from ..audit import services as audit
 from ..extensions import db
 from .models import Role, User
 
@@ -33,19 +38,60 @@ def create_user(email: str, name: str, password: str | None, role: Role = Role.U
     return user
 
 
+def change_role(user: User, role: Role, *, why: str = "") -> bool:
+    """Give ``user`` ``role``; a change ends their sessions and is audited. True if it changed."""
+    role = Role(role)
+    if user.role == role.value:
+        return False
+    before = user.role
+    user.role = role.value
+    user.end_sessions()
+    audit.record("role_changed", target=user.email, detail=f"{before} → {role.value} {why}".strip())
+    db.session.flush()
+    return True
+
+
 def set_role(email: str, role: Role) -> User:
     """Give an existing account a new role."""
     user = get_by_email(email)
     if user is None:
         raise AccountError(f"No account for {normalise_email(email)}.")
-    user.role = Role(role).value
+    change_role(user, role, why="(command line)")
+    return user
+
+
+def set_active(email: str, active: bool) -> User:
+    """Deactivate (every session ends, no sign-in) or reactivate an account."""
+    user = get_by_email(email)
+    if user is None:
+        raise AccountError(f"No account for {normalise_email(email)}.")
+    if user.active != active:
+        user.active = active
+        user.end_sessions()
+        audit.record("user_reactivated" if active else "user_deactivated", target=user.email)
     db.session.flush()
     return user
 
 
+@lru_cache(maxsize=4)
+def _decoy_hash(method: str) -> str:
+    return generate_password_hash("not a password of anyone's", method=method)
+
+
 def authenticate(email: str, password: str) -> User | None:
+    """The active user with this email and password, or None.
+
+    Every refusal costs one password hash, as a success does: how long the answer takes does
+    not tell whether an account exists, has a password, or is deactivated.
+    """
     user = get_by_email(email)
-    if user and user.is_active and user.check_password(password):
+    if user is not None and user.password_hash:
+        matches = check_password_hash(user.password_hash, password)
+    else:
+        method = current_app.config["PASSWORD_HASH_METHOD"] if has_app_context() else "scrypt"
+        check_password_hash(_decoy_hash(method), password)
+        matches = False
+    if user is not None and user.is_active and matches:
         return user
     return None
 

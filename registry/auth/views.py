@@ -1,17 +1,31 @@
+import math
+import time
 from urllib.parse import urlsplit
 
-from flask import flash, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+from authlib.integrations.base_client import OAuthError
+from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask_limiter import RateLimitExceeded
+from flask_login import current_user, login_required, logout_user
 
-from ..extensions import db, login_manager
-from . import bp, services
+from .. import security
+from ..audit import services as audit
+from ..extensions import db, limiter, login_manager
+from . import bp, oidc, services
 from .forms import LoginForm
 from .models import User
 
 
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    return db.session.get(User, int(user_id))
+    """The user of a session, only if the session was made since their last sign-out, role
+    change or deactivation (the version in ``User.get_id``)."""
+    user_part, _, version = user_id.partition(".")
+    if not (user_part.isdigit() and version.isdigit()):
+        return None  # a session from before versions, or made up: sign in again
+    user = db.session.get(User, int(user_part))
+    if user is None or user.session_version != int(version):
+        return None
+    return user
 
 
 def _safe_next(target: str | None) -> str:
@@ -30,27 +44,133 @@ def _safe_next(target: str | None) -> str:
     return url_for("index")
 
 
+def _account_key() -> str:
+    return "account:" + services.normalise_email(request.form.get("email", ""))[:254]
+
+
+def _address_key() -> str:
+    return "address:" + (request.remote_addr or "")
+
+
+def _refused(response) -> bool:
+    # Only refusals count: a busy office behind one address signs in as often as it likes.
+    return response.status_code != 303
+
+
+def _login_page(form, status: int, refusal: str | None = None):
+    return render_template(
+        "auth/login.html",
+        form=form,
+        refusal=refusal,
+        oidc_enabled=oidc.enabled(),
+        provider=current_app.config["OIDC_PROVIDER_NAME"],
+        passwords=current_app.config["PASSWORD_LOGIN"],
+    ), status
+
+
 @bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(
+    lambda: current_app.config["LOGIN_LIMIT_PER_ACCOUNT"],
+    key_func=_account_key,
+    methods=["POST"],
+    deduct_when=_refused,
+)
+@limiter.limit(
+    lambda: current_app.config["LOGIN_LIMIT_PER_ADDRESS"],
+    key_func=_address_key,
+    methods=["POST"],
+    deduct_when=_refused,
+)
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("index"))
     form = LoginForm()
-    if form.validate_on_submit():
-        user = services.authenticate(form.email.data, form.password.data)
-        if user:
-            # A new session at login: nothing from before the login survives (session fixation).
-            session.clear()
-            login_user(user)
-            return redirect(_safe_next(request.args.get("next")), 303)
-        form.password.errors.append("Email or password is not right.")
-    status = 422 if form.errors else 200
-    return render_template("auth/login.html", form=form), status
+    if request.method == "POST":
+        if not current_app.config["PASSWORD_LOGIN"]:
+            abort(404)
+        if form.validate_on_submit():
+            user = services.authenticate(form.email.data, form.password.data)
+            if user:
+                security.start_session(user)
+                audit.record("sign_in", actor=user, detail="password")
+                db.session.commit()
+                return redirect(_safe_next(request.args.get("next")), 303)
+            audit.record(
+                "sign_in_failed",
+                actor_label=services.normalise_email(form.email.data or ""),
+                detail="wrong email or password",
+            )
+            db.session.commit()
+            form.password.errors.append("Email or password is not right.")
+    return _login_page(form, 422 if form.errors else 200)
+
+
+@bp.app_errorhandler(RateLimitExceeded)
+def too_many_attempts(exc: RateLimitExceeded):
+    limit = limiter.current_limit
+    wait = max(1, math.ceil(limit.reset_at - time.time())) if limit else 60
+    per_account = limit is not None and limit.key.find("account:") >= 0
+    who = "this account" if per_account else "your address"
+    refusal = (
+        f"Too many refused sign-ins for {who}. Try again in {wait} "
+        f"second{'s' if wait != 1 else ''}."
+    )
+    audit.record(
+        "sign_in_failed",
+        actor_label=services.normalise_email(request.form.get("email", "")),
+        detail=f"refused without checking: too many attempts for {who}",
+    )
+    db.session.commit()
+    response = current_app.make_response(_login_page(LoginForm(), 429, refusal))
+    response.headers["Retry-After"] = str(wait)
+    return response
+
+
+@bp.get("/login/oidc")
+def oidc_start():
+    if not oidc.enabled():
+        abort(404)
+    session["next"] = _safe_next(request.args.get("next"))
+    return oidc.client().authorize_redirect(oidc.redirect_uri())
+
+
+@bp.get("/login/oidc/callback")
+def oidc_callback():
+    if not oidc.enabled():
+        abort(404)
+    try:
+        token = oidc.client().authorize_access_token()
+        claims = oidc.claims_of(token)
+        user = oidc.user_for(claims)
+    except (OAuthError, oidc.SignInRefused) as exc:
+        db.session.rollback()
+        reason = exc.description if isinstance(exc, OAuthError) else str(exc)
+        audit.record("sign_in_failed", actor_label="single sign-on", detail=str(reason)[:500])
+        db.session.commit()
+        flash(f"Sign-in did not work: {reason}", "error")
+        return redirect(url_for("auth.login"))
+    target = session.get("next")
+    security.start_session(user)
+    session["id_token"] = token.get("id_token")
+    audit.record("sign_in", actor=user, detail="single sign-on")
+    db.session.commit()
+    return redirect(_safe_next(target), 303)
 
 
 @bp.post("/logout")
 @login_required
 def logout():
+    user = db.session.get(User, current_user.id)
+    id_token = session.get("id_token")
+    # Every session of this user ends, here and on any other device or stolen copy.
+    user.end_sessions()
+    audit.record("sign_out", actor=user)
+    db.session.commit()
     logout_user()
     session.clear()
+    if id_token and oidc.enabled():
+        provider_logout = oidc.end_session_url(id_token)
+        if provider_logout:
+            return redirect(provider_logout, 303)
     flash("You are signed out.", "info")
     return redirect(url_for("auth.login"), 303)

@@ -1,0 +1,259 @@
+"""Sessions that end when they should, the headers on every response, and sign-in guessing."""
+
+import re
+
+import pytest
+from sqlalchemy import select
+
+from registry import create_app, security
+from registry.audit.models import AuditEvent
+from registry.auth import services as auth_services
+from registry.auth.models import Role
+from registry.extensions import db
+
+from . import builders, test_access
+from .conftest import FreshContextClient
+from .test_access import ROUTES, send, sign_in
+
+world = test_access.world  # the access matrix's fixture: one product, a person of each role
+
+
+def cookie_of(client) -> str:
+    return client.get_cookie("session").value
+
+
+def with_cookie(app, value: str):
+    other = app.test_client()
+    other.set_cookie("session", value)
+    return other
+
+
+@pytest.fixture
+def fresh_clients(app):
+    app.test_client_class = FreshContextClient
+    return app.test_client
+
+
+def test_a_stolen_cookie_is_useless_after_sign_out(app, client, owner, fresh_clients):
+    builders.login(client, owner)
+    stolen = cookie_of(client)
+    assert with_cookie(app, stolen).get("/products").status_code == 200
+
+    client.post("/logout", data={"csrf_token": builders.csrf_token(client)})
+
+    thief = with_cookie(app, stolen)
+    response = thief.get("/products")
+    assert response.status_code == 302 and response.headers["Location"].startswith("/login")
+    # Nor can it submit a request with a token it read before.
+    refused = thief.post("/products/new", data=builders.form_data())
+    assert refused.status_code in (302, 400)
+    # A restart changes nothing: the version is in the database, not in the process.
+    restarted = create_app(
+        {
+            "SECRET_KEY": app.config["SECRET_KEY"],
+            "SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
+        }
+    )
+    restarted.test_client_class = FreshContextClient
+    again = restarted.test_client()
+    again.set_cookie("session", stolen)
+    assert again.get("/products").status_code == 302
+
+
+def test_sign_out_ends_the_users_sessions_on_every_device(app, owner, fresh_clients):
+    laptop, phone = fresh_clients(), fresh_clients()
+    builders.login(laptop, owner)
+    builders.login(phone, owner)
+    laptop.post("/logout", data={"csrf_token": builders.csrf_token(laptop)})
+    assert phone.get("/products").status_code == 302
+
+
+def test_a_role_change_and_a_deactivation_end_existing_sessions(app, runner, admin, fresh_clients):
+    session = fresh_clients()
+    builders.login(session, admin)
+    assert session.get("/admin/queue").status_code == 200
+
+    assert runner.invoke(args=["users", "set-role", admin.email, "support"]).exit_code == 0
+    assert session.get("/admin/queue").status_code == 302  # signed out, not a super admin still
+
+    builders.login(session, admin)
+    assert session.get("/history").status_code == 200
+    assert runner.invoke(args=["users", "deactivate", admin.email]).exit_code == 0
+    assert session.get("/history").status_code == 302
+    refused = session.post(
+        "/login",
+        data={
+            "email": admin.email,
+            "password": "password",
+            "csrf_token": builders.csrf_token(session),
+        },
+    )
+    assert refused.status_code == 422
+    actions = db.session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)).all()
+    assert "role_changed" in actions and "user_deactivated" in actions
+
+
+@pytest.mark.parametrize(
+    ("visits", "why"),
+    [
+        # Minutes after signing in at which the person comes back; the last one is the check.
+        ([30, 89], None),  # 59 minutes idle: still signed in
+        ([30, 91], "after 60 minutes without activity"),
+        ([*range(0, 720, 50), 727], "more than 12 hours old"),  # busy all day, yet 12 h is all
+    ],
+)
+def test_idle_and_absolute_lifetimes(app, client, owner, monkeypatch, visits, why):
+    app.config.update(SESSION_IDLE_MINUTES=60, SESSION_MAX_HOURS=12)
+    signed_in_at = 1_800_000_000.0
+    clock = {"now": signed_in_at}
+    monkeypatch.setattr(security.time, "time", lambda: clock["now"])
+    builders.login(client, owner)
+
+    *before, last = visits
+    for minute in before:
+        clock["now"] = signed_in_at + minute * 60
+        assert client.get("/products").status_code == 200
+    clock["now"] = signed_in_at + last * 60
+    response = client.get("/products", follow_redirects=True)
+
+    if why is None:
+        assert response.request.path == "/products"
+    else:
+        assert response.request.path == "/login"
+        assert why in response.get_data(as_text=True)
+
+
+def test_the_session_cookie_is_secure_httponly_and_samesite_in_production(database_url):
+    app = create_app(
+        {
+            "ENV": "production",
+            "SECRET_KEY": "k",
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "PASSWORD_LOGIN": True,
+            "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1",
+        }
+    )
+    app.test_client_class = FreshContextClient
+    with app.app_context():
+        user = builders.make_user(email="prod@example.com")
+        client = app.test_client()
+        builders.login(client, user)
+        db.session.remove()
+    [cookie] = [c for c in client._cookies.values() if c.key == "session"]
+    assert cookie.secure and cookie.http_only and cookie.same_site == "Lax"
+    assert cookie.expires is not None  # permanent: it dies with SESSION_MAX_HOURS
+
+
+# The headers every response carries (HSTS: in production or behind https).
+EVERY_RESPONSE = {
+    "Content-Security-Policy": re.compile(
+        r"default-src 'self'; script-src 'self'; style-src 'self'; .*frame-ancestors 'none'"
+    ),
+    "X-Frame-Options": re.compile("^DENY$"),
+    "X-Content-Type-Options": re.compile("^nosniff$"),
+    "Referrer-Policy": re.compile("^same-origin$"),
+    "Strict-Transport-Security": re.compile(r"^max-age=31536000; includeSubDomains$"),
+}
+
+
+def assert_headers(response, where: str) -> None:
+    for name, pattern in EVERY_RESPONSE.items():
+        value = response.headers.get(name, "")
+        assert pattern.search(value), f"{where}: {name} is {value!r}"
+    assert "unsafe-inline" not in response.headers["Content-Security-Policy"]
+
+
+def test_every_route_answers_with_the_security_headers(app, client, world):
+    seen = 0
+    for signed_in in (False, True):
+        if signed_in:
+            sign_in(client, world, "super_admin")
+        for route in ROUTES:
+            response = send(client, app, world, route)
+            assert_headers(response, f"{route.method} {route.endpoint} ({signed_in=})")
+            if route.endpoint != "static":
+                assert response.headers["Cache-Control"] == "no-store", route.endpoint
+            seen += 1
+    # Errors, a refused CSRF token and static files too.
+    assert_headers(client.get("/no/such/page"), "404")
+    assert_headers(client.post("/logout"), "CSRF 400")
+    static = client.get("/static/registry.css")
+    assert_headers(static, "static")
+    assert static.headers.get("Cache-Control") != "no-store"
+    static.close()
+    assert seen == 2 * len(ROUTES)
+
+
+def test_the_pages_have_no_inline_script_or_style_the_policy_would_block(app, client, admin):
+    builders.submit(admin)
+    db.session.commit()
+    builders.login(client, admin)
+    for path in ("/admin/queue", "/history", "/products", "/login"):
+        page = client.get(path, follow_redirects=True).get_data(as_text=True)
+        assert not re.search(r"<script(?![^>]*\bsrc=)", page), path
+        assert " style=" not in page and "<style" not in page, path
+        assert re.search(r" on[a-z]+=", page) is None, path
+    # HTMX adds a <style> of its own and may evaluate code unless told not to.
+    assert '"includeIndicatorStyles":false' in page and '"allowEval":false' in page
+
+
+def attempt(client, email: str, password: str):
+    return client.post(
+        "/login",
+        data={"email": email, "password": password, "csrf_token": builders.csrf_token(client)},
+    )
+
+
+def test_the_21st_wrong_password_in_a_minute_is_refused_even_when_right(app, client, owner):
+    for _ in range(20):
+        assert attempt(client, owner.email, "guess").status_code == 422
+
+    response = attempt(client, owner.email.upper(), "password")
+
+    assert response.status_code == 429
+    page = response.get_data(as_text=True)
+    assert "Too many refused sign-ins for this account. Try again in" in page
+    wait = int(response.headers["Retry-After"])
+    assert 1 <= wait <= 60
+    assert client.get("/products").status_code == 302
+    # Another account from the same address is not held up by it.
+    other = builders.make_user(email="other@example.com")
+    assert attempt(client, other.email, "password").status_code == 303
+    refusals = db.session.scalars(
+        select(AuditEvent.detail).where(AuditEvent.action == "sign_in_failed")
+    ).all()
+    assert len(refusals) == 21 and "too many attempts" in refusals[-1]
+
+
+def test_one_address_guessing_many_accounts_is_held_up(app, client):
+    app.config["LOGIN_LIMIT_PER_ADDRESS"] = "30 per minute"
+    for n in range(30):
+        assert attempt(client, f"user{n}@example.com", "guess").status_code == 422
+    response = attempt(client, "someone-else@example.com", "guess")
+    assert response.status_code == 429
+    assert "for your address" in response.get_data(as_text=True)
+
+
+def test_successful_sign_ins_are_not_counted(app, client, owner):
+    for _ in range(25):
+        builders.login(client, owner)
+        client.post("/logout", data={"csrf_token": builders.csrf_token(client)})
+
+
+def test_an_unknown_account_costs_the_same_password_hash_as_a_known_one(app, owner, monkeypatch):
+    checked = []
+    real = auth_services.check_password_hash
+
+    def spy(pwhash, password):
+        checked.append(pwhash.split("$", 1)[0])
+        return real(pwhash, password)
+
+    monkeypatch.setattr(auth_services, "check_password_hash", spy)
+    assert auth_services.authenticate(owner.email, "wrong") is None
+    assert auth_services.authenticate("nobody@example.com", "wrong") is None
+    nopass = auth_services.create_user("sso@example.com", "Sso Only", None, Role.USER)
+    assert auth_services.authenticate(nopass.email, "wrong") is None
+    owner.active = False
+    assert auth_services.authenticate(owner.email, "password") is None
+    # One hash each, every one with the configured method and its cost.
+    assert checked == ["pbkdf2:sha256:1"] * 4
