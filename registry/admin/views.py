@@ -22,7 +22,11 @@ def _queue_page(**context):
 
 
 def _options() -> dict:
-    return {"quota_options": reference.quota_options_by_kind()}
+    return {
+        "quota_options": reference.quota_options_by_kind(),
+        # Why the signed-in super admin may not decide an item (separation of duties), or None.
+        "decision_blocker": request_services.decision_blocker,
+    }
 
 
 def _granted_quotas() -> dict[str, dict[str, str]] | None:

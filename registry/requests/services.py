@@ -6,9 +6,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
+from ..audit import services as audit
 from ..extensions import db
 from ..products import services as product_services
-from ..products.models import Product, ProductStatus
+from ..products.models import ContactRole, Product, ProductStatus
 from ..reference import services as reference
 from ..reference.models import ENVIRONMENTS, QUOTA_KINDS
 from ..timeutil import utcnow
@@ -244,6 +245,39 @@ def _lock(request_id: int) -> Request | None:
     return db.session.scalar(query)
 
 
+def contact_role_of(request: Request, person) -> ContactRole | None:
+    """The contact role ``person`` holds for the request's product, matched by email: on the
+    live product, or named in the request itself (what was asked, or what was live when it
+    was asked). None if they are no contact of it."""
+    email = (person.email or "").lower()
+    for contact in request.product.contacts:
+        if contact.email.lower() == email:
+            return ContactRole(contact.role)
+    for data in (request.requested_data, request.original_data, request.decision_data):
+        for role, contact in ((data or {}).get("contacts") or {}).items():
+            if contact and (contact.get("email") or "").lower() == email:
+                return ContactRole(role)
+    return None
+
+
+def decision_blocker(request: Request, actor) -> str | None:
+    """Why ``actor`` may not decide ``request`` (separation of duties), or None if they may.
+
+    Nobody decides a request they submitted; with ``SEPARATE_DUTIES`` (the default), nobody
+    decides a request of a product they are a contact of either.
+    """
+    if request.requested_by_id == actor.id:
+        return "You submitted this request: another super admin must decide it."
+    if current_app.config["SEPARATE_DUTIES"]:
+        role = contact_role_of(request, actor)
+        if role is not None:
+            return (
+                f"You are the {role.label.lower()} of this product: another super admin must"
+                " decide it."
+            )
+    return None
+
+
 def decide(
     request_id: int,
     actor,
@@ -256,7 +290,8 @@ def decide(
     ``quotas`` (environment -> kind -> option): an edit approved with other quotas than asked;
     the reason goes in ``comment``. Raises :class:`AlreadyDecided` when the request is no
     longer pending (another admin was first, or the requester cancelled), :class:`NotAllowed`
-    for a request the admin submitted, :class:`CommentRequired` for a rejection, or a change of
+    for a request the admin submitted or (``SEPARATE_DUTIES``) of a product they are a contact
+    of, :class:`CommentRequired` for a rejection, or a change of
     quotas, without a comment.
     """
     if not actor.is_super_admin:
@@ -266,8 +301,9 @@ def decide(
         raise LookupError(request_id)
     if request.status != RequestStatus.PENDING:
         raise AlreadyDecided(request)
-    if request.requested_by_id == actor.id:
-        raise NotAllowed("You submitted this request: another super admin must decide it.")
+    blocker = decision_blocker(request, actor)
+    if blocker is not None:
+        raise NotAllowed(blocker)
     comment = (comment or "").strip() or None
     if not approve and not comment:
         raise CommentRequired()
@@ -292,7 +328,36 @@ def decide(
     except StaleDataError as exc:
         # The version column caught a decision that landed between our read and our write.
         raise DecidedConcurrently() from exc
+    audit.record(
+        "decision",
+        target=f"request #{request.id}",
+        detail=_decision_detail(request, approve, comment),
+        actor=actor,
+    )
     return request
+
+
+def _decision_detail(request: Request, approve: bool, comment: str | None) -> str:
+    """What the audit log keeps of a decision: the verdict, the product, the comment, and the
+    quotas granted where they differ from those asked for."""
+    product = request.product
+    parts = [
+        f"{'Approved' if approve else 'Rejected'} {request.type_label.lower()}"
+        f" of {product.name} ({product.licence_plate})."
+    ]
+    if comment:
+        parts.append(f"Comment: {comment}")
+    if approve and request.decision_data != request.requested_data:
+        asked = request.requested_data["namespaces"]
+        granted = request.decision_data["namespaces"]
+        changed = [
+            f"{env} {kind} {granted[env][kind]} (asked {asked[env][kind]})"
+            for env in ENVIRONMENTS
+            for kind in QUOTA_KINDS
+            if granted[env][kind] != asked[env][kind]
+        ]
+        parts.append("Granted quotas: " + "; ".join(changed))
+    return " ".join(parts)
 
 
 def _with_quotas(request: Request, quotas: dict[str, dict[str, str]]) -> dict:
