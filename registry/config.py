@@ -78,9 +78,6 @@ class Defaults:
     # Separation of duties: a super admin who is a contact of a product (owner or technical
     # lead, live or named in the request) does not decide its requests. Nobody decides their own.
     SEPARATE_DUTIES = True
-    # Separation of duties: a super admin who is a contact of a product (owner or technical
-    # lead, live or named in the request) does not decide its requests. Nobody decides their own.
-    SEPARATE_DUTIES = True
     # How passwords are hashed (werkzeug's generate_password_hash). Tests use a cheap one.
     PASSWORD_HASH_METHOD = "scrypt"  # noqa: S105 - a method name, not a password
     SESSION_COOKIE_HTTPONLY = True
