@@ -3,6 +3,7 @@
 from .audit.models import AuditEvent  # noqa: F401
 from .auth.models import User  # noqa: F401
 from .notifications.models import OutboxEmail  # noqa: F401
+from .operations.models import StuckReminder  # noqa: F401
 from .products.models import Product, ProductContact, ProductNamespace  # noqa: F401
 from .provisioning.models import (  # noqa: F401
     DeadLetter,

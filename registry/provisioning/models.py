@@ -102,6 +102,13 @@ class DeadLetter(db.Model):
     reason: Mapped[str] = mapped_column(Text)
     stream_sequence: Mapped[int | None]
     delivered: Mapped[int | None]
+    # The request the report names, when it names one of ours (its timeline shows what is done).
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id"), index=True)
+    # What a super admin did with it: "replayed" or "discarded", by whom, when, and why.
+    resolution: Mapped[str | None] = mapped_column(String(20))
+    resolved_at: Mapped[datetime | None]
+    resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    resolution_note: Mapped[str | None] = mapped_column(Text)
 
 
 class ServiceAccount(db.Model):

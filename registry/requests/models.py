@@ -226,6 +226,10 @@ class RequestEvent(db.Model):
     step: Mapped[str | None] = mapped_column(String(40))
     cluster: Mapped[str | None] = mapped_column(String(20))
     reported_at: Mapped[datetime | None]
+    # "transition" (from_status → to_status), or an entry that moves nothing: "comment" (a
+    # question or an answer on the request), "dead_letter" (a report replayed or discarded),
+    # "reminder" (super admins were reminded of a stuck request).
+    kind: Mapped[str] = mapped_column(String(20), default="transition", server_default="transition")
 
     request: Mapped[Request] = relationship(back_populates="events")
     actor = relationship("User")
