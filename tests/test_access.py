@@ -21,6 +21,8 @@ from registry.extensions import db
 from registry.notifications.models import EmailStatus, OutboxEmail
 from registry.products.models import Product
 from registry.products.services import ContactData
+from registry.provisioning import services as provisioning
+from registry.provisioning.models import ServiceAccount
 from registry.requests.models import Request, RequestStatus
 
 from . import builders
@@ -37,6 +39,7 @@ class World:
     plate: str
     request_id: int
     failed_email_id: int  # an outbox row of that request, marked failed so it can be retried
+    service_account_id: int  # an active service account, to be revoked
 
     def url(self, app, endpoint: str, **query) -> str:
         [rule] = app.url_map.iter_rules(endpoint)
@@ -44,6 +47,7 @@ class World:
             "plate": self.plate,
             "request_id": self.request_id,
             "email_id": self.failed_email_id,
+            "account_id": self.service_account_id,
         }
         values = {name: known[name] for name in rule.arguments}
         return app.url_map.bind("localhost").build(endpoint, {**values, **query})
@@ -68,12 +72,14 @@ def world(app) -> World:
     failed.status = EmailStatus.FAILED.value
     failed.attempts = 8
     failed.last_error = "550 mailbox unavailable"
+    account, _ = provisioning.create_service_account("pipeline")
     db.session.commit()
     return World(
         emails={persona: user.email for persona, user in people.items()},
         plate=req.product.licence_plate,
         request_id=req.id,
         failed_email_id=failed.id,
+        service_account_id=account.id,
     )
 
 
@@ -97,6 +103,9 @@ def snapshot(client, world: World) -> dict:
         "outbox": db.session.scalar(select(func.count()).select_from(OutboxEmail)),
         "email": db.session.scalar(
             select(OutboxEmail.status).where(OutboxEmail.id == world.failed_email_id)
+        ),
+        "accounts": db.session.scalar(
+            select(func.count()).select_from(ServiceAccount).where(ServiceAccount.active.is_(True))
         ),
     }
     db.session.rollback()
@@ -166,6 +175,10 @@ ROUTES = [
         form=lambda w: {"email": w.emails["requester"], "password": "password"},
         changes={"anonymous": {"signed_in": True}},
     ),
+    # Single sign-on is off in the test app: its routes do not exist for anyone (tests/test_oidc.py
+    # runs them against a real provider).
+    Route("auth.oidc_start", "GET", matrix(404, anonymous=404)),
+    Route("auth.oidc_callback", "GET", matrix(404, anonymous=404)),
     Route(
         "auth.logout",
         "POST",
@@ -241,10 +254,29 @@ ROUTES = [
     ),
     # The provisioner's API takes a bearer token, never a browser session.
     Route("provisioning.provisioned_callback", "PUT", matrix(401, anonymous=401)),
-    # The development mailbox (on in the test app): any signed-in developer reads all mail.
+    # The development mailbox (on in the test app): super admins read all mail, everyone else
+    # the mail addressed to them. The world's failed email is the team's "request received".
     Route("notifications.mailbox", "GET", matrix(200)),
-    Route("notifications.mailbox_message", "GET", matrix(200)),
-    Route("notifications.mailbox_html", "GET", matrix(200)),
+    Route("notifications.mailbox_message", "GET", matrix(200, unrelated=404, support=404)),
+    Route("notifications.mailbox_html", "GET", matrix(200, unrelated=404, support=404)),
+    # The audit log and its export: the staff read it.
+    Route("audit.events", "GET", STAFF_PAGE),
+    Route("audit.export", "GET", STAFF_PAGE),
+    # Service accounts: super admins only; the new token is shown on the page the POST answers.
+    Route("provisioning.service_accounts", "GET", matrix(403, super_admin=200)),
+    Route(
+        "provisioning.create_service_account",
+        "POST",
+        matrix(403, super_admin=200),
+        form=lambda w: {"name": "new-pipeline", "expires_in_days": "30"},
+        changes={"super_admin": {"accounts": MORE}},
+    ),
+    Route(
+        "provisioning.revoke_service_account",
+        "POST",
+        matrix(403, super_admin=(303, "/admin/service-accounts")),
+        changes={"super_admin": {"accounts": 0}},
+    ),
 ]
 MAILBOX_ENDPOINTS = [r.endpoint for r in ROUTES if r.endpoint.startswith("notifications.mailbox")]
 

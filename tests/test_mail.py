@@ -629,12 +629,14 @@ def test_the_development_mailbox_keeps_mail_instead_of_sending_it(client, app, o
 
     builders.login(client, owner)
     page = client.get("/dev/mailbox").get_data(as_text=True)
-    for row in rows:
-        assert str(escape(", ".join(row.recipients))) in page
-        assert str(escape(row.subject)) in page
     received_row = row_for("received", request)
     assert "owner@example.com" in received_row.recipients
-    assert REVIEWERS in row_for("awaiting_review", request).recipients
+    assert str(escape(", ".join(received_row.recipients))) in page
+    assert str(escape(received_row.subject)) in page
+    # The reviewers' email is not the owner's to read: only super admins read every email.
+    review_row = row_for("awaiting_review", request)
+    assert REVIEWERS in review_row.recipients
+    assert str(escape(review_row.subject)) not in page
 
     page = client.get(f"/dev/mailbox/{received_row.id}").get_data(as_text=True)
     assert str(escape(received_row.body_text)) in page

@@ -1,1 +1,63 @@
-from . import bp  # noqa: F401  (the audit page is built in views; see registry/audit)
+"""The audit log's pages: the list for super admins and support, and its CSV export."""
+
+import csv
+import io
+
+from flask import Response, current_app, request, stream_with_context
+
+from ..auth.access import roles_required
+from ..auth.models import Role
+from ..htmx import render
+from . import bp, queries
+from .services import ACTIONS
+
+# A cell a spreadsheet would read as a formula (CSV injection) gets a leading apostrophe.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value) -> str:
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+@bp.get("/audit")
+@roles_required(Role.SUPER_ADMIN, Role.SUPPORT)
+def events():
+    """Who did what, newest first: sign-ins, roles, service accounts, decisions, re-sends."""
+    filters = queries.AuditFilters.from_args(request.args)
+    page = queries.events(
+        filters, request.args.get("page", 1, type=int), current_app.config["PAGE_SIZE"]
+    )
+    return render("audit/list.html", block="results", page=page, filters=filters, actions=ACTIONS)
+
+
+@bp.get("/audit.csv")
+@roles_required(Role.SUPER_ADMIN, Role.SUPPORT)
+def export():
+    """The events the same filters find, as CSV, streamed as they are read."""
+    filters = queries.AuditFilters.from_args(request.args)
+
+    def rows():
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+
+        def line(cells) -> str:
+            writer.writerow([csv_cell(c) for c in cells])
+            text = buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+            return text
+
+        yield line(queries.EXPORT_COLUMNS)
+        for row in queries.stream(filters):
+            at = row.at.strftime("%Y-%m-%dT%H:%M:%SZ")
+            yield line([row.id, at, row.actor, row.action, row.target, row.detail, row.address])
+
+    return Response(
+        stream_with_context(rows()),
+        mimetype="text/csv",
+        headers={
+            "Content-Disposition": 'attachment; filename="audit.csv"',
+            "Cache-Control": "no-store",
+        },
+    )

@@ -1,11 +1,13 @@
 """Which email each request event sends, to whom: written to the outbox in the same transaction."""
 
+import json
 from urllib.parse import urlsplit
 
 from flask import current_app, render_template
-from sqlalchemy import select
+from sqlalchemy import Text, cast, func, select
 
 from .. import outbox
+from ..audit import services as audit
 from ..auth import services as accounts
 from ..contract import STEP_LABELS
 from ..extensions import db
@@ -139,11 +141,25 @@ def _provisioned_context(request) -> dict:
     }
 
 
-def outgoing(status: str | None, page: int, per_page: int):
+def outgoing(status: str | None, page: int, per_page: int, addressed_to: str | None = None):
+    """Outbox rows, newest first; ``addressed_to``: only those with that address among their
+    recipients (to, cc and bcc are one list: ``OutboxEmail.recipients``)."""
     query = select(OutboxEmail).order_by(OutboxEmail.id.desc())
     if status:
         query = query.where(OutboxEmail.status == status)
+    if addressed_to is not None:
+        # The recipients are a JSON list of addresses; one whole quoted element matches, on
+        # SQLite and PostgreSQL alike (JSON keeps its text as written).
+        element = json.dumps(addressed_to.strip().lower())
+        query = query.where(
+            func.lower(cast(OutboxEmail.recipients, Text)).contains(element, autoescape=True)
+        )
     return db.paginate(query, page=page, per_page=per_page, error_out=False)
+
+
+def is_addressed_to(email: OutboxEmail, address: str) -> bool:
+    address = address.strip().lower()
+    return any(r.strip().lower() == address for r in email.recipients or [])
 
 
 def retry(email_id: int) -> OutboxEmail:
@@ -157,5 +173,11 @@ def retry(email_id: int) -> OutboxEmail:
     email.next_attempt_at = utcnow()
     email.claimed_until = None
     outbox.written(OUTBOX_FLAG)
+    audit.record(
+        "mail_retry",
+        target=f"email #{email.id}",
+        detail=f"{email.subject} to {', '.join(email.recipients)}; it had failed after"
+        f" {email.attempts} attempts: {email.last_error or 'no error kept'}",
+    )
     db.session.flush()
     return email

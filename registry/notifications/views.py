@@ -1,7 +1,7 @@
 from functools import wraps
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
-from flask_login import login_required
+from flask_login import current_user, login_required
 
 from ..auth.access import roles_required
 from ..auth.models import Role
@@ -60,25 +60,45 @@ def dev_mailbox_only(view):
 @dev_mailbox_only
 @login_required
 def mailbox():
-    """Development only: every email the registry wrote, readable without a mail server."""
-    page = services.outgoing(None, request.args.get("page", 1, type=int), 50)
+    """Development only: the email the registry wrote, readable without a mail server. Super
+    admins read every email; everyone else the email addressed to them."""
+    page = services.outgoing(
+        None,
+        request.args.get("page", 1, type=int),
+        50,
+        addressed_to=None if current_user.is_super_admin else current_user.email,
+    )
     return render_template("notifications/mailbox.html", page=page)
+
+
+def _readable_email(email_id: int) -> OutboxEmail:
+    """The email, if the signed-in user may read it; else 404, as if it did not exist."""
+    email = db.session.get(OutboxEmail, email_id)
+    if email is None or not (
+        current_user.is_super_admin or services.is_addressed_to(email, current_user.email)
+    ):
+        abort(404)
+    return email
 
 
 @bp.get("/dev/mailbox/<int:email_id>")
 @dev_mailbox_only
 @login_required
 def mailbox_message(email_id: int):
-    email = db.get_or_404(OutboxEmail, email_id)
-    return render_template("notifications/message.html", email=email)
+    return render_template("notifications/message.html", email=_readable_email(email_id))
 
 
 @bp.get("/dev/mailbox/<int:email_id>/html")
 @dev_mailbox_only
 @login_required
 def mailbox_html(email_id: int):
-    email = db.get_or_404(OutboxEmail, email_id)
+    email = _readable_email(email_id)
     # Shown in a sandboxed iframe; the body was rendered with autoescaping, but keep scripts out.
     response = current_app.response_class(email.body_html, mimetype="text/html")
-    response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
+    # Email HTML carries inline styles (mail clients need them); nothing here can run a script,
+    # and only the mailbox page of this site may frame it.
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'"
+    )
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
     return response

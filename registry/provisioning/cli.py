@@ -21,13 +21,28 @@ def service_accounts():
 
 @service_accounts.command("create")
 @click.argument("name")
-def create_service_account(name):
+@click.option(
+    "--expires-in-days",
+    type=click.IntRange(min=0),
+    default=services.DEFAULT_TOKEN_DAYS,
+    show_default=True,
+    help="The token is refused after this many days; 0: it never expires.",
+)
+def create_service_account(name, expires_in_days):
     """Create a provisioner service account and print its bearer token (shown only once)."""
-    if db.session.scalar(select(ServiceAccount.id).where(ServiceAccount.name == name)):
-        raise click.ClickException(f"A service account named {name} exists already.")
-    account, token = services.create_service_account(name)
+    try:
+        account, token = services.create_service_account(name, expires_in_days)
+    except services.ServiceAccountError as exc:
+        raise click.ClickException(str(exc)) from exc
     db.session.commit()
-    click.echo(f"Service account {account.name} created. Its token, shown only this once:")
+    expiry = (
+        f"it expires on {account.expires_at:%Y-%m-%d} (UTC)"
+        if account.expires_at
+        else "it never expires"
+    )
+    click.echo(
+        f"Service account {account.name} created; {expiry}. Its token, shown only this once:"
+    )
     click.echo(token)
 
 
@@ -38,7 +53,10 @@ def revoke_service_account(name):
     account = db.session.scalar(select(ServiceAccount).where(ServiceAccount.name == name))
     if account is None:
         raise click.ClickException(f"No service account named {name}.")
-    account.active = False
+    try:
+        services.revoke_service_account(account)
+    except services.ServiceAccountError as exc:
+        raise click.ClickException(str(exc)) from exc
     db.session.commit()
     click.echo(f"Service account {name} revoked.")
 

@@ -1,4 +1,13 @@
-from flask import abort, current_app, flash, jsonify, render_template, request, url_for
+from flask import (
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    make_response,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 
 from .. import inputs
@@ -6,7 +15,11 @@ from ..auth.access import roles_required
 from ..auth.models import Role
 from ..extensions import csrf, db
 from ..htmx import redirect_to
+from ..timeutil import utcnow
 from . import bp, services
+from .models import ServiceAccount
+
+SERVICE_ACCOUNTS = "provisioning/service_accounts.html"
 
 
 def _problem(status: int, reason: str):
@@ -18,8 +31,13 @@ def _problem(status: int, reason: str):
 def provisioned_callback():
     """For pipelines that call back over HTTP: the same as a ``provisioned`` status report."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or services.service_account_for(token.strip()) is None:
-        response = jsonify({"error": "a valid provisioner bearer token is required"})
+    check = services.check_token(token.strip() if scheme.lower() == "bearer" else "")
+    if check.account is not None:
+        # The use of a token we issued is kept on its own, before the work: a call that then
+        # fails (400, 404, 409, or 401 for a revoked or expired token) still counts as a use.
+        db.session.commit()
+    if not check.ok:
+        response = jsonify({"error": check.reason})
         response.headers["WWW-Authenticate"] = 'Bearer realm="registry"'
         return response, 401
     try:
@@ -68,3 +86,60 @@ def dead_letters():
         request.args.get("page", 1, type=int), current_app.config["PAGE_SIZE"]
     )
     return render_template("provisioning/dead_letters.html", page=page)
+
+
+def _service_accounts_page(status: int = 200, **context):
+    context.setdefault("form", {"name": "", "expires_in_days": str(services.DEFAULT_TOKEN_DAYS)})
+    page = render_template(
+        SERVICE_ACCOUNTS, accounts=services.service_accounts(), now=utcnow(), **context
+    )
+    return make_response(page, status)
+
+
+@bp.get("/admin/service-accounts")
+@roles_required(Role.SUPER_ADMIN)
+def service_accounts():
+    return _service_accounts_page()
+
+
+@bp.post("/admin/service-accounts")
+@roles_required(Role.SUPER_ADMIN)
+def create_service_account():
+    """Make a service account; the page shows its token this once (never stored, never in a
+    flash message: the session cookie is signed, not encrypted)."""
+    form = {
+        "name": request.form.get("name", "").strip(),
+        "expires_in_days": request.form.get("expires_in_days", "").strip(),
+    }
+    try:
+        days = int(form["expires_in_days"] or services.DEFAULT_TOKEN_DAYS)
+    except ValueError:
+        return _service_accounts_page(
+            422, form=form, error="The number of days must be a whole number (0: never expires)."
+        )
+    try:
+        account, token = services.create_service_account(form["name"], days, actor=current_user)
+    except services.ServiceAccountError as exc:
+        db.session.rollback()
+        return _service_accounts_page(422, form=form, error=str(exc))
+    name = account.name
+    db.session.commit()
+    response = _service_accounts_page(created={"name": name, "token": token})
+    response.headers["Cache-Control"] = "no-store"  # the token is on this page
+    return response
+
+
+@bp.post("/admin/service-accounts/<int:account_id>/revoke")
+@roles_required(Role.SUPER_ADMIN)
+def revoke_service_account(account_id: int):
+    account = db.get_or_404(ServiceAccount, account_id)
+    try:
+        services.revoke_service_account(account, actor=current_user)
+    except services.ServiceAccountError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+    else:
+        name = account.name
+        db.session.commit()
+        flash(f"Service account {name} is revoked: its token no longer works.", "success")
+    return redirect_to(url_for("provisioning.service_accounts"))
