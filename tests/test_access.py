@@ -230,6 +230,7 @@ ROUTES = [
     Route("admin.queue", "GET", STAFF_PAGE),
     # The world's request is a create: there are no other quotas to grant, for anyone.
     Route("admin.grant", "GET", matrix(403, super_admin=404)),
+    Route("admin.whole_request", "GET", STAFF_PAGE),
     Route(
         "admin.decide",
         "POST",

@@ -56,6 +56,16 @@ def grant(request_id: int):
     return render("admin/grant.html", block="grant_form", req=req, **_options())
 
 
+@bp.get("/requests/<int:request_id>/whole")
+@roles_required(Role.SUPER_ADMIN, Role.SUPPORT)
+def whole_request(request_id: int):
+    """The whole request as asked: the queue loads it when an item's "Whole request" is opened."""
+    req = queries.get_visible(request_id, current_user)
+    if req is None:
+        abort(404)
+    return render("admin/whole_request.html", block="whole_request", req=req)
+
+
 @bp.post("/requests/<int:request_id>/decision")
 @roles_required(Role.SUPER_ADMIN)
 def decide(request_id: int):

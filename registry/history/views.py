@@ -22,6 +22,7 @@ def all_requests():
         q=args.get("q", "")[:100],
     )
     page = queries.history(filters, args.get("page", 1, type=int), current_app.config["PAGE_SIZE"])
+    clusters, ministries = reference.filter_choices()
     return render(
         "history/all_requests.html",
         block="results",
@@ -29,6 +30,6 @@ def all_requests():
         filters=filters,
         statuses=list(RequestStatus),
         types=list(RequestType),
-        clusters=reference.requestable_clusters(include_lab=True),
-        ministries=reference.ministries(),
+        clusters=clusters,
+        ministries=ministries,
     )

@@ -1,7 +1,7 @@
 """The read side of products: who may see what, eager-loaded so pages run fixed query counts."""
 
 from sqlalchemy import select, true, union
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from ..extensions import db
 from ..pagination import paginate
@@ -31,8 +31,9 @@ def product_options():
     return (
         selectinload(Product.contacts),
         selectinload(Product.namespaces).joinedload(ProductNamespace.product),
-        selectinload(Product.ministry),
-        selectinload(Product.cluster),
+        # Many-to-one: joined into the product's own query, not a round trip each.
+        joinedload(Product.ministry),
+        joinedload(Product.cluster),
     )
 
 

@@ -1,5 +1,9 @@
 """Seeding and reading the reference data."""
 
+import time
+from types import SimpleNamespace
+
+from flask import current_app
 from sqlalchemy import select
 
 from ..extensions import db
@@ -82,3 +86,22 @@ def default_quotas() -> dict[str, str]:
         kind: next((o.name for o in opts if o.is_default), opts[0].name)
         for kind, opts in quota_options_by_kind().items()
     }
+
+
+# How long a process keeps the filter choices: reference data changes by hand, rarely.
+CHOICES_SECONDS = 60
+
+
+def filter_choices() -> tuple[list, list]:
+    """The clusters and ministries of All requests' filters, as plain values, read from the
+    database at most every ``CHOICES_SECONDS`` per process instead of on every page."""
+    cache = current_app.extensions.setdefault("reference.choices", {"at": -1e9})
+    now = time.monotonic()
+    if now - cache["at"] > CHOICES_SECONDS:
+        clusters = [
+            SimpleNamespace(name=c.name, display_name=c.display_name)
+            for c in requestable_clusters(include_lab=True)
+        ]
+        codes = [SimpleNamespace(code=m.code, name=m.name) for m in ministries()]
+        cache.update(at=now, choices=(clusters, codes))
+    return cache["choices"]
