@@ -58,6 +58,8 @@ def test_a_stolen_cookie_is_useless_after_sign_out(app, client, owner, fresh_cli
     again = restarted.test_client()
     again.set_cookie("session", stolen)
     assert again.get("/products").status_code == 302
+    with restarted.app_context():
+        db.engine.dispose()
 
 
 def test_sign_out_ends_the_users_sessions_on_every_device(app, owner, fresh_clients):
@@ -139,6 +141,7 @@ def test_the_session_cookie_is_secure_httponly_and_samesite_in_production(databa
         client = app.test_client()
         builders.login(client, user)
         db.session.remove()
+        db.engine.dispose()
     [cookie] = [c for c in client._cookies.values() if c.key == "session"]
     assert cookie.secure and cookie.http_only and cookie.same_site == "Lax"
     assert cookie.expires is not None  # permanent: it dies with SESSION_MAX_HOURS
