@@ -18,7 +18,9 @@ class Defaults:
     ENV = "development"
     SECRET_KEY = None
     SQLALCHEMY_DATABASE_URI = None  # default: SQLite in the instance folder
-    SQLALCHEMY_ENGINE_OPTIONS: dict = {}  # noqa: RUF012
+    # Test each pooled connection before use: after a database restart or failover the pool's old
+    # connections are replaced instead of failing the next request.
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}  # noqa: RUF012
     # Mail: with no MAIL_SERVER the sender keeps mail in the development mailbox.
     MAIL_SERVER = None
     MAIL_PORT = 25
@@ -45,6 +47,8 @@ class Defaults:
     # wheel; in production the registry refuses to start its worker without it.
     NATS_URL = None
     NATS_STREAM = "REGISTRY"
+    # Copies of the stream: 1 on a single server, 3 on a three-node JetStream cluster.
+    NATS_STREAM_REPLICAS = 1
     NATS_BRIDGE_DURABLE = "registry-bridge"
     NATS_STREAM_MAX_AGE_DAYS = 90
     NATS_DUPLICATE_WINDOW_SECONDS = 3600
@@ -69,6 +73,14 @@ class Defaults:
     # Readiness and the super admins' banner: an outbox row due this long and not sent means a
     # relay or sender cannot deliver; this many reports waiting means the bridge falls behind.
     OUTBOX_STUCK_SECONDS = 120
+    # Stuck requests (the operations page, and one reminder email to the super admins per
+    # request and threshold): pending longer than this, or in flight with no report from the
+    # provisioner for longer than that; checked this often by the background work.
+    STUCK_PENDING_HOURS = 48
+    STUCK_SILENT_MINUTES = 30
+    STUCK_CHECK_SECONDS = 60
+    # Where the runbook (docs/operations.md) is read; None: the registry's own /operations/runbook.
+    RUNBOOK_URL = None
     READY_BRIDGE_MAX_PENDING = 1000
     # The largest request body taken (413 above it): forms and the provisioner's callback are small.
     MAX_CONTENT_LENGTH = 1024 * 1024

@@ -19,9 +19,17 @@ log = logging.getLogger(__name__)
 RETRY_MAX_SECONDS = 2.0
 
 
-def new_link(url: str) -> Availability:
+def servers(url) -> list[str]:
+    """The servers of ``REGISTRY_NATS_URL``: one URL, several separated by commas (the nodes of a
+    cluster; the client moves to another when one goes away), or a list."""
+    if isinstance(url, list | tuple):
+        return [str(u).strip() for u in url if str(u).strip()]
+    return [u.strip() for u in str(url).split(",") if u.strip()]
+
+
+def new_link(url) -> Availability:
     """How a process's connection to the NATS server at ``url`` stands."""
-    return Availability(f"NATS at {url}")
+    return Availability(f"NATS at {', '.join(servers(url))}")
 
 
 async def sleep_unless(stopping: asyncio.Event, seconds: float) -> None:
@@ -31,7 +39,7 @@ async def sleep_unless(stopping: asyncio.Event, seconds: float) -> None:
 
 
 async def connect(
-    url: str,
+    url,
     name: str,
     stopping: asyncio.Event,
     link: Availability | None = None,
@@ -60,7 +68,7 @@ async def connect(
     while not stopping.is_set():
         try:
             nc = await nats.connect(
-                url,
+                servers=servers(url),
                 name=name,
                 connect_timeout=2,
                 max_reconnect_attempts=-1,

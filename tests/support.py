@@ -11,7 +11,7 @@ def run_async(coroutine_function, url):
     """Run ``coroutine_function(js)`` against the server, on a connection of its own."""
 
     async def main():
-        nc = await nats.connect(url, connect_timeout=3, max_reconnect_attempts=0)
+        nc = await nats.connect(servers=url.split(","), connect_timeout=3, max_reconnect_attempts=0)
         try:
             return await coroutine_function(nc.jetstream())
         finally:

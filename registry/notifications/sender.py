@@ -11,10 +11,11 @@ from datetime import timedelta
 
 from flask import current_app
 from flask_mail import Connection, Message
+from sqlalchemy.exc import OperationalError
 
 from .. import outbox
 from ..availability import Availability
-from ..extensions import db
+from ..extensions import database_error, db
 from ..timeutil import utcnow
 from .models import EmailStatus, OutboxEmail
 
@@ -207,8 +208,13 @@ class SenderThread(threading.Thread):
                     if not server.reachable:
                         # Not before the server is worth trying again, even with mail due.
                         wait = max(wait, self.app.config["MAIL_SERVER_RETRY_SECONDS"])
+            except OperationalError as exc:
+                # The database went away or cut the connection (a restart, a failover): the
+                # pool checks its next connection first; try again in a second.
+                log.warning("Outbox sender round cut short: %s", database_error(exc))
+                wait = 1
             except Exception:
-                # A database hiccup must not end the thread: log, wait, try again.
+                # A bug must not end the thread either: log, wait, try again.
                 log.exception("Outbox sender round failed")
             wake.wait(timeout=wait)
 

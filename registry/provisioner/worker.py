@@ -39,6 +39,10 @@ def status_body(message: dict, status: str, note: str) -> dict:
     }
 
 
+class ReportNotSent(Exception):
+    """A status report could not be published: the messaging failed, not the workflow."""
+
+
 class ProvisionerWorker(threading.Thread):
     """Runs the reference provisioner in a daemon thread with its own event loop."""
 
@@ -150,11 +154,25 @@ class ProvisionerWorker(threading.Thread):
 
         def report(status: str, note: str) -> None:
             # From the workflow's thread: publish on the loop and wait, so steps stay in order.
-            asyncio.run_coroutine_threadsafe(publish(status, note), loop).result(timeout=30)
+            try:
+                asyncio.run_coroutine_threadsafe(publish(status, note), loop).result(timeout=30)
+            except Exception as exc:
+                raise ReportNotSent(f"{type(exc).__name__}: {exc}") from exc
 
         rules = workflow.rules_from(self.app.config["PROVISIONER_FAIL_RULES"])
         try:
             run = await asyncio.to_thread(workflow.run, message, self.repo, report, rules)
+        except ReportNotSent as exc:
+            # NATS, not the workflow, failed (a node away, a leader being elected): run it again
+            # soon; it is idempotent (no second commit) and the registry ignores repeated steps.
+            log.warning(
+                "Workflow %s paused: a report could not be published (%s); it runs again",
+                message.get("workflow"),
+                exc,
+            )
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=2)
+            return
         except workflow.InjectedFailure as exc:
             await publish(contract.FAILED, str(exc))
         except Exception as exc:

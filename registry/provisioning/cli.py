@@ -6,7 +6,7 @@ import nats
 from flask import current_app
 from sqlalchemy import select
 
-from .. import contract
+from .. import contract, natsutil
 from ..extensions import db
 from ..products.models import Product
 from ..requests.models import Request
@@ -85,7 +85,9 @@ def provisioner_report(licence_plate, cluster, step, message, request_id):
     body = contract.report_body(licence_plate, cluster, request_id, step, message)
 
     async def send():
-        nc = await nats.connect(url, connect_timeout=3, max_reconnect_attempts=0)
+        nc = await nats.connect(
+            servers=natsutil.servers(url), connect_timeout=3, max_reconnect_attempts=0
+        )
         try:
             ack = await nc.jetstream().publish(contract.STATUS_SUBJECT, json.dumps(body).encode())
         finally:

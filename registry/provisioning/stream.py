@@ -33,6 +33,8 @@ def stream_config(app) -> StreamConfig:
         retention=RetentionPolicy.LIMITS,
         max_age=app.config["NATS_STREAM_MAX_AGE_DAYS"] * 86400,
         duplicate_window=app.config["NATS_DUPLICATE_WINDOW_SECONDS"],
+        # 3 on a three-node JetStream cluster: the stream and its consumers survive a node.
+        num_replicas=app.config["NATS_STREAM_REPLICAS"],
     )
 
 

@@ -9,6 +9,10 @@ import asyncio
 import logging
 import threading
 
+from nats.errors import Error as NatsError
+from sqlalchemy.exc import OperationalError
+
+from ..extensions import database_error
 from ..natsutil import connect, new_link, sleep_unless
 from . import bridge, relay
 from .stream import ensure_stream
@@ -99,6 +103,11 @@ class NatsWorker(threading.Thread):
                     while await relay.relay_once(js, self.app):
                         pass
                     wait = relay.next_due_in(self.app, poll)
+                except (NatsError, TimeoutError) as exc:
+                    log.warning("Relay round paused: %s", exc or type(exc).__name__)
+                except OperationalError as exc:  # the database restarted or cut the connection
+                    log.warning("Relay round cut short: %s", database_error(exc))
+                    wait = 1
                 except Exception:
                     log.exception("Relay round failed")
             # Woken by a commit (this process's hook, or another's NOTIFY) or by a reconnect.
@@ -110,9 +119,13 @@ class NatsWorker(threading.Thread):
                 await bridge.consume(js, self.app, self.stopping, on_pending=self._pending)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except (NatsError, TimeoutError) as exc:
+                # A node of the cluster away, a stream leader being elected: one line, no trace.
                 if self.link.reachable:
-                    log.exception("Bridge stopped; starting again")
+                    log.warning("Bridge paused: %s; starting again", exc or type(exc).__name__)
                 else:
                     log.debug("Bridge waits for NATS: %s", exc)
+                await self._sleep(1)
+            except Exception:
+                log.exception("Bridge stopped; starting again")
                 await self._sleep(1)
