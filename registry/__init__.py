@@ -40,6 +40,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .htmx import add_vary
     from .notifications import bp as notifications_bp
     from .notifications.sender import install_commit_hook
+    from .operations import bp as operations_bp
     from .products import bp as products_bp
     from .provisioner import bp as provisioner_bp
     from .provisioning import bp as provisioning_bp
@@ -59,6 +60,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         provisioner_bp,
         health_bp,
         audit_bp,
+        operations_bp,
     ):
         app.register_blueprint(blueprint)
     oidc.init_app(app)

@@ -1,5 +1,5 @@
-"""Background work of a serving process: the mail sender, the NATS relay and bridge, and on
-PostgreSQL the listener that lets other processes' commits wake them.
+"""Background work of a serving process: the mail sender, the NATS relay and bridge, the check
+for stuck requests, and on PostgreSQL the listener that lets other processes' commits wake them.
 
 Started by the serving entry points (wsgi.py, the ``dev`` and ``worker`` commands), never by
 ``create_app`` and at most once per process.
@@ -12,6 +12,7 @@ from . import outbox
 from .extensions import db
 from .notifications import sender
 from .notifications.sender import SenderThread
+from .operations.stuck import StuckChecker
 from .provisioning.worker import NatsWorker
 
 _lock = threading.Lock()
@@ -26,7 +27,7 @@ def start(app) -> list[threading.Thread]:
                     "REGISTRY_NATS_URL is not set: approved requests could not reach the "
                     "provisioner. Set it (the `dev` command starts a local nats-server)."
                 )
-            threads = [SenderThread(app), NatsWorker(app)]
+            threads = [SenderThread(app), NatsWorker(app), StuckChecker(app)]
             with app.app_context():
                 if db.engine.dialect.name == "postgresql":
                     threads.append(outbox.Listener(app))  # commits of other processes wake us

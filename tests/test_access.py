@@ -263,6 +263,9 @@ ROUTES = [
     # The audit log and its export: the staff read it.
     Route("audit.events", "GET", STAFF_PAGE),
     Route("audit.export", "GET", STAFF_PAGE),
+    # The operations page and its runbook: the staff read them.
+    Route("operations.page", "GET", STAFF_PAGE),
+    Route("operations.runbook", "GET", STAFF_PAGE),
     # Service accounts: super admins only; the new token is shown on the page the POST answers.
     Route("provisioning.service_accounts", "GET", matrix(403, super_admin=200)),
     Route(

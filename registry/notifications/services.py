@@ -26,6 +26,7 @@ SUBJECTS = {
     "cancelled": "Cancelled: {name} ({plate})",
     "provisioned": "Your namespaces are ready: {name} ({plate})",
     "failed": "Provisioning failed: {name} ({plate})",
+    "stuck": "Stuck: {name} ({plate})",
     ("received", "edit"): "Change requested: {name} ({plate})",
     ("received", "delete"): "Deletion requested: {name} ({plate})",
     ("awaiting_review", "edit"): "Change awaiting your review: {name} ({plate})",

@@ -236,6 +236,8 @@ class RequestEvent(db.Model):
 
     @property
     def to_label(self) -> str:
+        if self.kind == "reminder":
+            return "Super admins reminded"
         if self.from_status is None and self.to_status == RequestStatus.APPROVED:
             return "Submitted and approved automatically"
         if self.step and self.to_status != RequestStatus.FAILED:
