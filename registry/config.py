@@ -64,6 +64,13 @@ class Defaults:
     PROVISIONER_DURABLE = "provisioner"
     PROVISIONER_FAIL_RULES: list = []  # noqa: RUF012
     PAGE_SIZE = 50
+    # An open review queue asks this often what other admins decided meanwhile.
+    QUEUE_POLL_SECONDS = 10
+    # Times on pages: absolute in this zone (IANA name, zoneinfo) beside the relative form.
+    DISPLAY_TIMEZONE = "America/Vancouver"
+    # The footer's links (each shown when set), also named on the sign-in page and error pages.
+    HELP_URL = "https://docs.developer.gov.bc.ca/"
+    SUPPORT_EMAIL = None
     # wsgi.py: whether each web process also runs the background work (False when `flask worker`
     # runs it apart).
     RUN_BACKGROUND = True

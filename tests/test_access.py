@@ -166,6 +166,12 @@ ROUTES = [
         matrix((302, "/products"), support=(302, "/history"), super_admin=(302, "/admin/queue")),
     ),
     Route("health.healthz", "GET", matrix(200, anonymous=200)),
+    # The favicon: anyone, a permanent redirect to the SVG in static.
+    Route(
+        "favicon",
+        "GET",
+        matrix((301, "/static/favicon.svg"), anonymous=(301, "/static/favicon.svg")),
+    ),
     Route("health.readyz", "GET", matrix(200, anonymous=200)),
     Route("auth.login", "GET", matrix((302, HOME), anonymous=200)),
     Route(
@@ -228,6 +234,7 @@ ROUTES = [
         changes={"requester": {"request": RequestStatus.CANCELLED.value, "outbox": MORE}},
     ),
     Route("admin.queue", "GET", STAFF_PAGE),
+    Route("admin.queue_updates", "GET", STAFF_PAGE),
     # The world's request is a create: there are no other quotas to grant, for anyone.
     Route("admin.grant", "GET", matrix(403, super_admin=404)),
     Route("admin.whole_request", "GET", STAFF_PAGE),

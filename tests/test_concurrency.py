@@ -81,7 +81,7 @@ def test_the_losing_admin_is_shown_the_decision_in_the_queue(
     )
     body = response.get_data(as_text=True)
     assert response.status_code == 409
-    assert "Ada Admin already approved this request." in body
+    assert "Ada Admin approved this request just now." in body
     assert "0 pending" in body
     db.session.expire_all()
     assert db.session.get(Request, req.id).status == "approved"

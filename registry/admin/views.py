@@ -4,7 +4,7 @@ from flask_login import current_user
 from ..auth.access import roles_required
 from ..auth.models import Role
 from ..extensions import db
-from ..htmx import is_htmx, redirect_to, render
+from ..htmx import is_htmx, redirect_to, render, render_block
 from ..reference import services as reference
 from ..reference.models import ENVIRONMENTS, QUOTA_KINDS
 from ..requests import queries
@@ -44,6 +44,27 @@ def _granted_quotas() -> dict[str, dict[str, str]] | None:
 @roles_required(Role.SUPER_ADMIN, Role.SUPPORT)
 def queue():
     return render(QUEUE, **_queue_page())
+
+
+@bp.get("/queue/updates")
+@roles_required(Role.SUPER_ADMIN, Role.SUPPORT)
+def queue_updates():
+    """What changed for the items an open queue shows, polled by the page: each one another admin
+    decided (or its requester cancelled) is marked with who did what and when, and the count is
+    brought up to date. 204 when nothing changed."""
+    shown = [int(i) for i in request.args.get("ids", "").split(",")[:200] if i.isdigit()]
+    decided = queries.decided_among(shown)
+    count = queries.pending_count()
+    if not decided and request.args.get("count", type=int) == count:
+        return "", 204
+    # Only ever a fragment (the page's poller asks for it).
+    return render_block(
+        QUEUE,
+        "queue_updates",
+        decided=[(req, str(request_services.AlreadyDecided(req))) for req in decided],
+        still_pending=[i for i in shown if i not in {req.id for req in decided}],
+        pending_count=count,
+    )
 
 
 @bp.get("/requests/<int:request_id>/grant")

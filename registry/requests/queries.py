@@ -103,6 +103,20 @@ def pending_queue(page: int, per_page: int):
     return paginate(query, page, per_page)
 
 
+def decided_among(ids: list[int]) -> list[Request]:
+    """Of these requests, the ones no longer pending, with who decided them."""
+    if not ids:
+        return []
+    return list(
+        db.session.scalars(
+            select(Request)
+            .where(Request.id.in_(ids), Request.status != RequestStatus.PENDING.value)
+            .options(selectinload(Request.product), selectinload(Request.decided_by))
+            .order_by(Request.id)
+        )
+    )
+
+
 def pending_count() -> int:
     return db.session.scalar(
         select(func.count())

@@ -29,8 +29,10 @@ class AlreadyDecided(RequestError):
         if request.status == RequestStatus.CANCELLED:
             message = "This request was cancelled by its requester before it was decided."
         else:
+            from ..filters import age
+
             verb = "rejected" if request.status == RequestStatus.REJECTED else "approved"
-            message = f"{who} already {verb} this request."
+            message = f"{who} {verb} this request {age(request.decided_at)}."
         super().__init__(message)
 
 

@@ -1,0 +1,91 @@
+"""Several admins at once: an open queue learns, within a poll, which of its items another admin
+decided, and says who did what and when; a decision that loses the race names the winner's."""
+
+import pytest
+from playwright.sync_api import expect
+
+from registry.extensions import db
+from registry.requests import services
+
+from . import builders
+
+
+def test_an_open_queue_is_told_what_another_admin_decided(client, owner, admin, other_admin):
+    first = builders.submit(owner)
+    second = builders.submit(owner)
+    db.session.commit()
+    builders.login(client, admin)
+    page = client.get("/admin/queue").get_data(as_text=True)
+    assert f"/admin/queue/updates?ids={first.id},{second.id}&amp;count=2" in page
+
+    ids = f"{first.id},{second.id}"
+    assert client.get(f"/admin/queue/updates?ids={ids}&count=2").status_code == 204
+
+    services.decide(first.id, other_admin, approve=True)
+    db.session.commit()
+
+    response = client.get(f"/admin/queue/updates?ids={ids}&count=2")
+    assert response.status_code == 200
+    body = response.get_data(as_text=True)
+    assert f'id="queue-request-{first.id}" hx-swap-oob="true"' in body
+    assert "Sam Second approved this request just now." in body
+    assert f'id="queue-request-{second.id}"' not in body
+    assert "1 pending" in body
+    # The poller comes back asking only about what is still pending, so the next poll is quiet.
+    assert f"ids={second.id}&amp;count=1" in body
+    assert client.get(f"/admin/queue/updates?ids={second.id}&count=1").status_code == 204
+
+
+def test_a_cancelled_request_is_marked_as_cancelled(client, owner, admin):
+    req = builders.submit(owner)
+    db.session.commit()
+    services.cancel(req.id, owner)
+    db.session.commit()
+    builders.login(client, admin)
+    body = client.get(f"/admin/queue/updates?ids={req.id}&count=1").get_data(as_text=True)
+    assert "cancelled by its requester" in body
+
+
+def test_the_losing_decision_names_the_winning_one(client, owner, admin, other_admin):
+    req = builders.submit(owner)
+    db.session.commit()
+    services.decide(req.id, other_admin, approve=False, comment="Not this quarter.")
+    db.session.commit()
+    builders.login(client, admin)
+    response = builders.post(
+        client, f"/admin/requests/{req.id}/decision", {"decision": "approve"}, htmx=True
+    )
+    assert response.status_code == 409
+    assert "Sam Second rejected this request just now." in response.get_data(as_text=True)
+
+
+@pytest.mark.browser
+def test_two_admins_in_two_browsers(app, live_server, browser, owner, admin, other_admin):
+    from .test_browser import sign_in
+
+    app.config["QUEUE_POLL_SECONDS"] = 1
+    first = builders.submit(owner)
+    second = builders.submit(owner)
+    db.session.commit()
+    pages = []
+    for who in (admin, other_admin):
+        page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        page.set_default_timeout(10_000)
+        sign_in(page, live_server, who)
+        page.goto(f"{live_server}/admin/queue")
+        pages.append(page)
+    ada, sam = pages
+
+    sam.locator(f"#queue-request-{first.id}").get_by_role("button", name="Approve").click()
+    expect(sam.locator(f"#queue-request-{first.id}")).to_have_count(0)
+
+    # Ada's queue, untouched, learns of it without a reload: the item says who, and has no buttons.
+    item = ada.locator(f"#queue-request-{first.id}")
+    expect(item).to_contain_text("Sam Second approved this request", timeout=5_000)
+    expect(item.get_by_role("button", name="Approve")).to_have_count(0)
+    expect(ada.locator("#queue-count")).to_have_text("1 pending")
+    # The other item is still hers to decide.
+    ada.locator(f"#queue-request-{second.id}").get_by_role("button", name="Approve").click()
+    expect(ada.locator(f"#queue-request-{second.id}")).to_have_count(0)
+    for page in pages:
+        page.context.close()
