@@ -61,6 +61,9 @@ class Defaults:
     # [{"step": "manifests_committed", "match": "^[a-f0-9]{6} Broken"}] (matched against
     # "<licence plate> <display name>").
     PROVISIONER_GITOPS_REPO = None
+    # Where people browse that repository (e.g. https://github.com/org/gitops): the timeline links
+    # each commit there. None: the timeline names the commit and its branch only.
+    PROVISIONER_GITOPS_WEB_URL = None
     PROVISIONER_DURABLE = "provisioner"
     PROVISIONER_FAIL_RULES: list = []  # noqa: RUF012
     PAGE_SIZE = 50

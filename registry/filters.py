@@ -1,4 +1,10 @@
-from datetime import datetime
+import re
+from datetime import UTC, datetime
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from markupsafe import Markup, escape
 
 from .reference import quotas
 from .timeutil import utcnow
@@ -16,6 +22,20 @@ def age(when: datetime | None) -> str:
             n = seconds // size
             return f"{n} {unit}{'s' if n != 1 else ''} ago"
     return "just now"
+
+
+@lru_cache(maxsize=8)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def local_time(when: datetime | None) -> str:
+    """'26 Nov 2026, 14:05 PST': a stored naive-UTC time in DISPLAY_TIMEZONE, with the zone."""
+    if when is None:
+        return ""
+    zone = _zone(current_app.config["DISPLAY_TIMEZONE"])
+    local = when.replace(tzinfo=UTC).astimezone(zone)
+    return f"{local.day} {local:%b %Y, %H:%M} {local.tzname()}"
 
 
 def quota(name: str) -> str:
@@ -46,9 +66,30 @@ def asked_for(request) -> str:
     }[request.type]
 
 
+_LINK = re.compile(r"https?://[^\s<>\"']+")
+
+
+def linkify(text: str | None) -> Markup:
+    """Text shown as text, with its http(s) addresses as links (a commit on the GitOps host).
+    Everything else is escaped; a trailing full stop is not part of an address."""
+    if not text:
+        return Markup("")
+    out, last = [], 0
+    for match in _LINK.finditer(text):
+        url = match.group(0).rstrip(".,;:)")
+        out.append(escape(text[last : match.start()]))
+        out.append(Markup('<a href="{0}" rel="noopener noreferrer">{0}</a>').format(url))
+        last = match.start() + len(url)
+    out.append(escape(text[last:]))
+    return Markup("").join(out)
+
+
 def register(app) -> None:
+    _zone(app.config["DISPLAY_TIMEZONE"])  # an unknown zone fails at start, not on a page
     app.add_template_filter(age, "age")
+    app.add_template_filter(local_time, "local_time")
     app.add_template_filter(quota, "quota")
     app.add_template_filter(change_rows, "change_rows")
     app.add_template_filter(diff, "diff")
     app.add_template_filter(asked_for, "asked_for")
+    app.add_template_filter(linkify, "linkify")

@@ -14,9 +14,14 @@ class GitError(RuntimeError):
 class Repository:
     """A local git repository with a working tree; ``main`` is what Argo CD would deploy."""
 
-    def __init__(self, path: Path, main: str = "main"):
+    def __init__(self, path: Path, main: str = "main", web_url: str | None = None):
         self.path = Path(path)
         self.main = main
+        # Where people browse the repository (e.g. https://github.com/org/gitops), if anywhere.
+        self.web_url = web_url.rstrip("/") if web_url else None
+
+    def commit_url(self, sha: str) -> str | None:
+        return f"{self.web_url}/commit/{sha}" if self.web_url else None
 
     def git(self, *args: str, check: bool = True) -> str:
         env = {

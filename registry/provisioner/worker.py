@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 def repository(app) -> Repository:
     path = app.config["PROVISIONER_GITOPS_REPO"] or str(Path(app.instance_path) / "gitops")
-    return Repository(Path(path)).ensure()
+    return Repository(Path(path), web_url=app.config["PROVISIONER_GITOPS_WEB_URL"]).ensure()
 
 
 def status_body(message: dict, status: str, note: str) -> dict:

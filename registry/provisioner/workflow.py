@@ -4,7 +4,6 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from . import manifests
 from .gitops import Repository
@@ -85,12 +84,14 @@ def run(
     )
     if commit:
         result.commits.append(commit)
-    where = Path(repo.path).resolve()
+    # The commit and the branch, and where to read it when the repository has a web address;
+    # never the repository's path on the provisioner's disk.
+    link = repo.commit_url(commit) if commit else None
     step(
         "manifests_committed",
-        f"Commit {commit[:10]} on branch {workflow} in {where}"
+        (f"Commit {commit[:10]} on branch {workflow}." + (f" {link}" if link else ""))
         if commit
-        else f"Manifests already as asked on {repo.main} in {where}; nothing to commit.",
+        else f"Manifests already as asked on {repo.main}; nothing to commit.",
     )
     if message.get("merge_type") == "auto":
         before("pull_request_merged")

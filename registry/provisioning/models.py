@@ -88,6 +88,17 @@ class ProvisioningTarget(db.Model):
     def is_provisioned(self) -> bool:
         return self.step == "provisioned"
 
+    @property
+    def step_label(self) -> str:
+        """Where this cluster stands, for people: "Failed at “Manifests committed”" when the
+        step after the furthest one broke, else the furthest step's name."""
+        from ..contract import STEP_LABELS
+
+        if self.failed_reason:
+            failed = STEPS[min(self.step_index + 1, len(STEPS) - 1)]
+            return f"Failed at “{STEP_LABELS[failed]}”"
+        return STEP_LABELS[self.step] if self.step else "Not started"
+
 
 class DeadLetter(db.Model):
     """A status report that could not be applied, kept with the reason instead of redelivered."""

@@ -1,6 +1,7 @@
 """Requests and their events. The lifecycle that moves them lives in ``lifecycle.py``."""
 
 import enum
+import re
 from datetime import datetime
 
 from sqlalchemy import (
@@ -235,13 +236,34 @@ class RequestEvent(db.Model):
     actor = relationship("User")
 
     @property
+    def failed_step(self) -> str | None:
+        """For a failure: the step that broke. The event keeps the furthest step reported before
+        it, so the one that failed is the next (the first, when none was reported)."""
+        from ..contract import STEPS
+
+        if self.to_status != RequestStatus.FAILED or self.kind != "transition":
+            return None
+        if self.step is None:
+            return STEPS[0]
+        index = STEPS.index(self.step) if self.step in STEPS else -1
+        return STEPS[index + 1] if 0 <= index < len(STEPS) - 1 else self.step
+
+    @property
     def to_label(self) -> str:
+        from ..contract import STEP_LABELS
+
         if self.kind == "reminder":
             return "Super admins reminded"
-        if self.from_status is None and self.to_status == RequestStatus.APPROVED:
-            return "Submitted and approved automatically"
-        if self.step and self.to_status != RequestStatus.FAILED:
-            from ..contract import STEP_LABELS
-
+        if self.to_status == RequestStatus.APPROVED:
+            if self.from_status is None:
+                return "Submitted and approved automatically"
+            if self.from_status != RequestStatus.PENDING:
+                # A super admin sent it to the provisioner again; the note names the attempt.
+                attempt = re.search(r"attempt (\d+)", self.note or "")
+                return f"Re-sent (attempt {attempt.group(1)})" if attempt else "Re-sent"
+        if self.to_status == RequestStatus.FAILED and self.kind == "transition":
+            failed = self.failed_step
+            return f"Failed at “{STEP_LABELS.get(failed, failed)}”" if failed else "Failed"
+        if self.step:
             return STEP_LABELS.get(self.step, self.step)
         return RequestStatus(self.to_status).label
