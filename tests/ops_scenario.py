@@ -99,3 +99,35 @@ def build(owner, admin, now: datetime | None = None) -> Scenario:
     pending_old = builders.submit(owner, name="Waiting too long")
     retime(pending_old.id, now - timedelta(days=3), None, now - timedelta(days=3))
     return Scenario(provisioned, rejected.id, failed.id, pending_new.id, pending_old.id)
+
+
+def history(owner, admin, now: datetime | None = None, weeks: int = 9) -> None:
+    """Earlier weeks, for a page that looks lived in: a few provisioned requests a week, the
+    decisions getting faster, one failure now and then. Weeks 2 to ``weeks`` + 1 back."""
+    now = now or utcnow()
+    for back in range(2, weeks + 2):
+        base = week_start(now) - timedelta(weeks=back) + timedelta(days=1)
+        for n in range(2 + back % 3):
+            req = builders.submit(owner, name=f"Earlier {back}-{n}")
+            services.decide(req.id, admin, approve=True)
+            db.session.commit()
+            steps = contract.STEPS if (back + n) % 5 else contract.STEPS[:3]
+            for step in steps:
+                report(req, step)
+            if steps != contract.STEPS:
+                report(req, "failed", "Vault did not answer")
+            created = base + timedelta(hours=7 * n)
+            decided = created + timedelta(hours=back * 1.5 + n)
+            retime(req.id, created, decided, decided + (15 + 3 * back + 5 * n) * MINUTE)
+
+
+def silent_in_flight(owner, admin, minutes: int = 42) -> Request:
+    """A request the provisioner went quiet on after manifests_committed."""
+    req = builders.submit(owner, name="Quiet pipeline")
+    services.decide(req.id, admin, approve=True)
+    db.session.commit()
+    for step in contract.STEPS[:3]:
+        report(req, step)
+    now = utcnow()
+    retime(req.id, now - 2 * HOUR, now - HOUR, now - minutes * MINUTE)
+    return req

@@ -142,7 +142,12 @@ def test_the_chart_helper_scales_to_a_nice_axis():
     chart = charts.bars("c", "T", "D", ["a", "b"], [4, 8])
     heights = [r.height for r in chart.rects]
     assert heights[1] == pytest.approx(2 * heights[0])
-    assert [g.text for g in chart.gridlines] == ["0", "2.5", "5", "7.5", "10"]
+    assert [g.text for g in chart.gridlines] == ["0", "2", "4", "6", "8"]
+    assert charts.axis_ceiling(1) == 4 and charts.axis_ceiling(5) == 8
+    assert charts.axis_ceiling(30) == 40 and charts.axis_ceiling(230) == 400
+    # Durations step in round units: 27 hours is 4 steps of 12 hours.
+    assert charts.axis_ceiling(27 * 3600, "duration") == 48 * 3600
+    assert charts.axis_ceiling(50 * 60, "duration") == 60 * 60
 
 
 def test_the_runbook_page_has_a_section_for_every_reason(app, client, support):

@@ -59,6 +59,7 @@ class Chart:
     series: list[Series]
     unit: str = ""
     category_label: str = "Week"  # the table's first column
+    axis_labels: list[str] | None = None  # shorter words under the bars than in the table
     width: int = WIDTH
     height: int = HEIGHT
     rects: list[Rect] = field(default_factory=list)
@@ -89,6 +90,28 @@ class Chart:
             (category, [format_value(s.values[i], self.unit) for s in self.series])
             for i, category in enumerate(self.categories)
         ]
+
+
+# Steps of a duration axis, in seconds: round minutes, hours and days.
+DURATION_STEPS = (
+    *(s for s in (1, 2, 5, 10, 15, 30)),
+    *(60 * m for m in (1, 2, 5, 10, 15, 30)),
+    *(3600 * h for h in (1, 2, 3, 6, 12)),
+    *(86400 * d for d in (1, 2, 7, 14, 28)),
+)
+TICKS = 4  # gridlines above zero
+
+
+def axis_ceiling(value: float, unit: str = "") -> float:
+    """The top of the y axis: ``TICKS`` equal steps that read well (whole counts; round
+    durations), the first multiple at or above ``value``."""
+    if unit == "duration":
+        step = next((s for s in DURATION_STEPS if s * TICKS >= value), None)
+        return step * TICKS if step else nice_ceiling(value)
+    step = max(nice_ceiling(value / TICKS), 1)
+    if step == 2.5:  # pragma: no cover - nice_ceiling never gives 2.5 below 1
+        step = 5
+    return step * TICKS
 
 
 def nice_ceiling(value: float) -> float:
@@ -132,15 +155,15 @@ def _plot_area(chart: Chart) -> tuple[float, float, float, float]:
 def _axes(chart: Chart, top_value: float) -> tuple[float, float]:
     """Gridlines and category labels; returns (scale: pixels per unit, slot width)."""
     left, top, width, height = _plot_area(chart)
-    ceiling = nice_ceiling(top_value)
+    ceiling = axis_ceiling(top_value, chart.unit)
     scale = height / ceiling
-    for i in range(5):
-        value = ceiling * i / 4
+    for i in range(TICKS + 1):
+        value = ceiling * i / TICKS
         chart.gridlines.append(
             Label(left, top + height - value * scale, format_value(value, chart.unit), "end")
         )
     slot = width / max(len(chart.categories), 1)
-    for i, category in enumerate(chart.categories):
+    for i, category in enumerate(chart.axis_labels or chart.categories):
         chart.labels.append(
             Label(left + slot * (i + 0.5), top + height + 16, category, css="axis-label")
         )
@@ -172,16 +195,18 @@ def stacked_bars(chart_id, title, description, categories, series: list[Series],
     return chart
 
 
-def bars(chart_id, title, description, categories, values, key="bar", label="", unit=""):
-    """One series of bars, each with its value written above it."""
-    return grouped_bars(
-        chart_id, title, description, categories, [Series(key, label or title, values)], unit
-    )
+def bars(chart_id, title, description, categories, values, key="bar", label="", unit="", axis=None):
+    """One series of bars, each with its value written above it; ``axis``: shorter labels."""
+    series = [Series(key, label or title, values)]
+    return grouped_bars(chart_id, title, description, categories, series, unit, axis)
 
 
-def grouped_bars(chart_id, title, description, categories, series: list[Series], unit=""):
+def grouped_bars(
+    chart_id, title, description, categories, series: list[Series], unit="", axis=None
+):
     """Bars side by side for each category, one per series, each with its value above it."""
     chart = Chart(chart_id, title, description, list(categories), series, unit)
+    chart.axis_labels = list(axis) if axis else None
     top_value = max((v for s in series for v in s.values if v is not None), default=0)
     scale, slot = _axes(chart, top_value)
     left, top, _, height = _plot_area(chart)
