@@ -83,6 +83,11 @@ def create_app(test_config: dict | None = None) -> Flask:
             return redirect(url_for("history.all_requests"))
         return redirect(url_for("products.mine"))
 
+    @app.get("/favicon.ico")
+    def favicon():
+        # Browsers and tools ask for /favicon.ico whatever the page links: send them to the SVG.
+        return redirect(url_for("static", filename="favicon.svg"), 301)
+
     return app
 
 

@@ -453,7 +453,7 @@ def test_too_many_temporary_failures_end_in_failed(mail_app, start_sink, owner):
 
 
 def outgoing_row(page: str, email_id: int) -> str | None:
-    match = re.search(rf"<tr>\s*<td>{email_id}</td>.*?</tr>", page, re.DOTALL)
+    match = re.search(rf"<tr>\s*<td[^>]*>{email_id}</td>.*?</tr>", page, re.DOTALL)
     return match.group(0) if match else None
 
 

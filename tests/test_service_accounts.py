@@ -138,7 +138,7 @@ def test_the_page_lists_the_accounts(client, admin, pipeline):
     page = client.get("/admin/service-accounts").get_data(as_text=True)
 
     rows = dict(
-        re.findall(r'<tr id="service-account-\d+">\s*<td>([^<]+)</td>(.*?)</tr>', page, re.S)
+        re.findall(r'<tr id="service-account-\d+">\s*<td[^>]*>([^<]+)</td>(.*?)</tr>', page, re.S)
     )
     assert set(rows) == {"pipeline", "old-pipeline"}
     assert "never" in rows["old-pipeline"]  # never expires, never used

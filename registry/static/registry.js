@@ -12,3 +12,24 @@ document.addEventListener("submit", (event) => {
     }
   });
 });
+
+// The site menu folds behind a button on narrow screens (CSS shows the button only there).
+// Without JavaScript the button stays hidden and the menu open.
+(() => {
+  const header = document.querySelector(".site-header");
+  const toggle = header && header.querySelector(".nav-toggle");
+  if (!toggle) return;
+  const fold = (folded) => {
+    header.classList.toggle("nav-folded", folded);
+    toggle.setAttribute("aria-expanded", String(!folded));
+  };
+  fold(true);
+  toggle.hidden = false;
+  toggle.addEventListener("click", () => fold(toggle.getAttribute("aria-expanded") === "true"));
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && toggle.getAttribute("aria-expanded") === "true" && header.contains(document.activeElement)) {
+      fold(true);
+      toggle.focus();
+    }
+  });
+})();
