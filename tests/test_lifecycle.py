@@ -256,7 +256,9 @@ class TestDecisions:
         req = builders.submit(owner)
         services.decide(req.id, admin, approve=True)
         db.session.commit()
-        with pytest.raises(services.AlreadyDecided, match="Ada Admin approved this request just now"):
+        with pytest.raises(
+            services.AlreadyDecided, match="Ada Admin approved this request just now"
+        ):
             services.decide(req.id, other_admin, approve=False, comment="No.")
 
     def test_a_cancelled_request_cannot_be_decided(self, owner, admin):
