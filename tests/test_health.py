@@ -4,6 +4,7 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
+from registry import background
 from registry.extensions import db
 from registry.notifications.models import OutboxEmail
 from registry.provisioning.models import OutboxMessage
@@ -23,7 +24,7 @@ def stuck_for(model, minutes: int, error: str) -> None:
 
 
 def test_readyz_is_200_when_the_work_flows_and_503_with_reasons_when_an_outbox_is_stuck(
-    client, owner, admin
+    client, owner, admin, monkeypatch
 ):
     assert client.get("/healthz").get_json() == {"status": "ok"}
     ready = client.get("/readyz")
@@ -34,13 +35,28 @@ def test_readyz_is_200_when_the_work_flows_and_503_with_reasons_when_an_outbox_i
     services.decide(req.id, admin, approve=True)
     db.session.commit()
     stuck_for(OutboxMessage, 5, "TimeoutError: nats: timeout")
-    response = client.get("/readyz")
-    assert response.status_code == 503
-    [reason] = [r for r in response.get_json()["reasons"] if "provisioning messages" in r]
-    assert reason == (
+    sentence = (
         "outbox: 1 provisioning messages not sent, the oldest due for 5 minutes."
         " Last error: TimeoutError: nats: timeout"
     )
+    # A web-only process (its worker runs apart) still serves pages: it says so, and stays
+    # ready, so that one NATS outage does not take every web pod out of the Route.
+    web_only = client.get("/readyz")
+    assert web_only.status_code == 200
+    assert web_only.get_json()["checks"]["outbox"] == "stuck"
+    assert web_only.get_json()["warnings"] == [sentence]
+
+    # A process that runs the senders is not ready while their outbox is stuck.
+    monkeypatch.setattr(
+        background,
+        "status",
+        lambda: background.Status(
+            nats_connected=True, nats_error=None, bridge_pending=0, smtp_reachable=True
+        ),
+    )
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json()["reasons"] == [sentence]
 
 
 def test_super_admins_see_a_banner_and_the_request_says_why_it_waits(client, owner, admin):

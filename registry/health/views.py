@@ -17,16 +17,19 @@ def healthz():
 def readyz():
     """The process can do its work: the database answers; where this process runs background
     work, NATS is connected and the bridge keeps up; no outbox is stuck. 503 with the reasons."""
-    reasons, checks = [], {}
+    reasons, warnings, checks = [], [], {}
+    status = background.status()
     problem = queries.database_reachable()
     checks["database"] = problem or "ok"
     if problem:
         reasons.append(problem)
     else:
-        for backlog in queries.stuck_backlogs():
-            reasons.append(f"outbox: {backlog.sentence}")
-        checks["outbox"] = "stuck" if len(reasons) else "ok"
-    status = background.status()
+        stuck = [f"outbox: {backlog.sentence}" for backlog in queries.stuck_backlogs()]
+        checks["outbox"] = "stuck" if stuck else "ok"
+        # A stuck outbox is the senders' problem. A process that runs them is not ready; a
+        # web-only one still serves pages, so it says so but stays in its Service: otherwise one
+        # NATS outage would take every web pod out of the Route at once.
+        (reasons if status is not None else warnings).extend(stuck)
     if status is not None:
         checks["nats"] = "connected" if status.nats_connected else "not connected"
         if not status.nats_connected:
@@ -37,6 +40,8 @@ def readyz():
             reasons.append(f"bridge: {status.bridge_pending} reports waiting (more than {limit})")
         checks["smtp"] = "reachable" if status.smtp_reachable is not False else "not reachable"
     body = {"status": "not ready" if reasons else "ready", "checks": checks, "reasons": reasons}
+    if warnings:
+        body["warnings"] = warnings
     return jsonify(body), 503 if reasons else 200
 
 
