@@ -5,7 +5,7 @@ from pathlib import Path
 from flask import Flask, redirect, url_for
 from flask_login import current_user
 
-from . import config, inputs, security
+from . import config, inputs, metrics, security
 from .extensions import csrf, db, limiter, login_manager, mail, migrate
 
 MIGRATIONS = str(Path(__file__).parent / "migrations")
@@ -64,6 +64,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     ):
         app.register_blueprint(blueprint)
     oidc.init_app(app)
+    metrics.init_app(app)
     register_cli(app)
     register_errors(app)
     register_filters(app)

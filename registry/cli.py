@@ -16,6 +16,7 @@ from . import background, config, logs
 from .auth import services as accounts
 from .auth.models import Role
 from .extensions import db
+from .metrics import server as metrics_server
 from .provisioner.worker import ProvisionerWorker
 from .provisioning import embedded as embedded_nats
 from .reference import services as reference
@@ -109,6 +110,7 @@ def register(app) -> None:
         """Run the background work (mail sender, NATS relay and bridge) until stopped."""
         app = current_app._get_current_object()
         logs.configure(app)
+        metrics_server.serve(app)  # with METRICS_PORT: the bridge's and the sender's counters
         background.start(app)
         click.echo("Worker running; Ctrl-C to stop.")
         stopped = threading.Event()

@@ -136,6 +136,14 @@ class Defaults:
     # Behind this many proxies that set X-Forwarded-For/-Proto (the OpenShift router: 1), the
     # client address and scheme are read from those headers; 0 trusts no header.
     TRUSTED_PROXIES = 0
+    # Prometheus' /metrics: open to a client presenting this bearer token, or to one whose
+    # address is in these networks (CIDR; after TRUSTED_PROXIES). Everyone else gets a 404.
+    METRICS_TOKEN = None
+    METRICS_ALLOWED_NETWORKS: list = ["127.0.0.0/8", "::1/128"]  # noqa: RUF012
+    # `flask worker` and `flask provisioner` serve their own metrics on this port (None: off),
+    # on this address, under the same rule.
+    METRICS_PORT = None
+    METRICS_HOST = "0.0.0.0"  # noqa: S104 - Prometheus scrapes the pod's address
     WTF_CSRF_TIME_LIMIT = None
 
 

@@ -41,6 +41,7 @@ ROLES = ("anonymous", "requester", "support", "super_admin")
 NOT_PAGES = {
     "health.healthz",
     "health.readyz",
+    "metrics.metrics",  # Prometheus' text format
     "audit.export",
     "favicon",
     "index",  # a redirect to each role's own page

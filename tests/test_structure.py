@@ -27,9 +27,11 @@ def imported_modules(path: Path) -> set[str]:
 
 def test_the_reference_provisioner_needs_only_the_contract_and_the_nats_helper():
     # The contract, the NATS helper (and what it uses to say a server is away), the JSON guard the
-    # contract parses with, and logging: nothing with a database, an outbox or the lifecycle.
+    # contract parses with, logging, and the metrics port (prometheus-client, no database):
+    # nothing with a database, an outbox or the lifecycle.
     allowed = {"registry", "registry.contract", "registry.natsutil", "registry.availability",
-               "registry.logs", "registry.inputs"}  # fmt: skip
+               "registry.logs", "registry.inputs", "registry.metrics",
+               "registry.metrics.server"}  # fmt: skip
     outside = {
         (path.name, module)
         for path in (ROOT / "provisioner").glob("*.py")

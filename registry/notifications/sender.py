@@ -16,6 +16,7 @@ from sqlalchemy.exc import OperationalError
 from .. import outbox
 from ..availability import Availability
 from ..extensions import database_error, db
+from ..metrics import instruments as metrics
 from ..timeutil import utcnow
 from .models import EmailStatus, OutboxEmail
 
@@ -141,6 +142,7 @@ def deliver_due(limit: int = BATCH) -> int:
         email = db.session.get(OutboxEmail, claimed[0])
         if email is None or email.status != EmailStatus.PENDING:
             continue
+        failure = None  # why this attempt did not deliver (a metrics label), counted at commit
         try:
             _deliver(email)
         except ServerAway as exc:
@@ -150,15 +152,18 @@ def deliver_due(limit: int = BATCH) -> int:
             )
             email.claimed_until = None
             db.session.commit()
+            metrics.EMAIL_ATTEMPTS_FAILED.labels(reason="server_unreachable").inc()
             server.down(str(exc))
             break
         except PermanentFailure as exc:
+            failure = "permanent"
             email.attempts += 1
             email.status = EmailStatus.FAILED.value
             email.last_error = str(exc)
             server.up()
             log.warning("Email %s failed for good: %s", email.id, exc)
         except Exception as exc:  # a refusal worth retrying, or a bug: this email waits
+            failure = "temporary" if isinstance(exc, TemporaryFailure) else "error"
             email.attempts += 1
             email.last_error = (
                 f"{type(exc).__name__}: {exc}"[:2000]
@@ -182,7 +187,14 @@ def deliver_due(limit: int = BATCH) -> int:
             server.up()
             sent += 1
         email.claimed_until = None
+        via, gave_up = email.delivered_via or "smtp", email.status == EmailStatus.FAILED
         db.session.commit()
+        if failure is None:
+            metrics.EMAILS_SENT.labels(via=via).inc()
+        else:
+            metrics.EMAIL_ATTEMPTS_FAILED.labels(reason=failure).inc()
+            if gave_up:
+                metrics.EMAILS_FAILED.inc()
     return sent
 
 

@@ -6,6 +6,7 @@ import click
 from flask import current_app
 
 from .. import logs
+from ..metrics import server as metrics_server
 from . import bp
 from .worker import ProvisionerWorker
 
@@ -17,6 +18,7 @@ def provisioner():
     logs.configure(app)
     if not app.config["NATS_URL"]:
         raise click.ClickException("Set REGISTRY_NATS_URL.")
+    metrics_server.serve(app)  # with METRICS_PORT
     worker = ProvisionerWorker(app)
     worker.start()
     click.echo(f"Provisioner running; GitOps repository {worker.repo.path}. Ctrl-C to stop.")

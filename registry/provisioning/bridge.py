@@ -18,6 +18,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from .. import contract
 from ..extensions import db
+from ..metrics import instruments as metrics
 from . import services
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ def handle_report(app, data: bytes, subject: str | None = None, sequence=None, d
             report = contract.parse_report(data)
             outcome = services.apply_report(report, wait_for_gaps=_patient(delivered))
             db.session.commit()
+            _count(report, outcome)
             log.debug("Report %s: %s", report.workflow, outcome)
             return ACK
         except services.StepGap:
@@ -57,6 +59,7 @@ def handle_report(app, data: bytes, subject: str | None = None, sequence=None, d
             db.session.rollback()
             services.dead_letter("nats", data, str(exc), subject, sequence, delivered)
             db.session.commit()
+            metrics.BRIDGE_DEAD_LETTERED.inc()
             log.warning("Dead-lettered a status message: %s", exc)
             return TERM
         except (StaleDataError, OperationalError) as exc:
@@ -70,6 +73,7 @@ def handle_report(app, data: bytes, subject: str | None = None, sequence=None, d
                 "nats", data, f"the database refused it: {exc}"[:500], subject, sequence, delivered
             )
             db.session.commit()
+            metrics.BRIDGE_DEAD_LETTERED.inc()
             return TERM
         except Exception as exc:
             # A bug, or a report no rule foresaw: never let it stop the bridge. Retried a few
@@ -83,6 +87,7 @@ def handle_report(app, data: bytes, subject: str | None = None, sequence=None, d
             try:
                 services.dead_letter("nats", data, reason, subject, sequence, delivered)
                 db.session.commit()
+                metrics.BRIDGE_DEAD_LETTERED.inc()
             except Exception:
                 db.session.rollback()
                 log.exception("Could not dead-letter the status message; it will be retried")
@@ -90,6 +95,14 @@ def handle_report(app, data: bytes, subject: str | None = None, sequence=None, d
             return TERM
         finally:
             db.session.remove()
+
+
+def _count(report: contract.StatusReport, outcome: services.Outcome) -> None:
+    """After the commit: one report applied (with its lag) or acknowledged unchanged."""
+    if outcome.applied:
+        metrics.report_applied(report.occurred_at)
+    else:
+        metrics.BRIDGE_IGNORED.inc()
 
 
 def _patient(delivered: int | None) -> bool:
@@ -120,6 +133,7 @@ def handle_reports(app, deliveries: list[Delivery]) -> list[str]:
         d = deliveries[0]
         return [handle_report(app, d.data, d.subject, d.sequence, d.delivered)]
     verdicts: list[str] = [RETRY] * len(deliveries)
+    outcomes: dict[int, services.Outcome] = {}
     parsed: list[contract.StatusReport | contract.InvalidReport] = []
     for d in deliveries:
         try:
@@ -140,7 +154,9 @@ def handle_reports(app, deliveries: list[Delivery]) -> list[str]:
                 try:
                     if isinstance(report, contract.InvalidReport):
                         raise report
-                    services.apply_report(report, locked, wait_for_gaps=_patient(d.delivered))
+                    outcomes[i] = services.apply_report(
+                        report, locked, wait_for_gaps=_patient(d.delivered)
+                    )
                     verdicts[i] = ACK
                 except services.StepGap:
                     verdicts[i] = WAIT  # nothing was written for it
@@ -151,6 +167,9 @@ def handle_reports(app, deliveries: list[Delivery]) -> list[str]:
                     log.warning("Dead-lettered a status message: %s", exc)
                     verdicts[i] = TERM
             db.session.commit()
+            for i, outcome in outcomes.items():
+                _count(parsed[i], outcome)
+            metrics.BRIDGE_DEAD_LETTERED.inc(verdicts.count(TERM))
             return verdicts
         except (StaleDataError, OperationalError) as exc:
             db.session.rollback()

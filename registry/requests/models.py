@@ -114,6 +114,8 @@ class Request(db.Model):
             sqlite_where=text(in_values("status", ACTIVE_STATUSES)),
         ),
         Index("ix_requests_status_created_at", "status", "created_at"),
+        # The metrics' requests by kind and status: an index-only scan, not the whole table.
+        Index("ix_requests_status_type", "status", "type"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -1,0 +1,17 @@
+"""Metrics for Prometheus: ``/metrics`` (``views.py``, who may read it in ``access.py``), the
+counters and histograms the code observes (``instruments.py``), the gauges read from the
+database at scrape time (``collector.py``), and the port of processes that serve no web pages
+(``server.py``: ``flask worker``, ``flask provisioner``)."""
+
+from flask import Blueprint
+
+bp = Blueprint("metrics", __name__)
+
+
+def init_app(app) -> None:
+    """Route, access settings, and the listeners that observe the lifecycle after each commit."""
+    from . import access, instruments, views  # noqa: F401
+
+    access.configure(app)
+    instruments.install()
+    app.register_blueprint(bp)
