@@ -11,8 +11,10 @@ import os
 import shutil
 import tempfile
 
+_made_here = None
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="registry-metrics-")
+    _made_here = tempfile.mkdtemp(prefix="registry-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _made_here
 
 
 def on_starting(server):
@@ -32,3 +34,9 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    """gunicorn stops: a directory it made for itself goes with it."""
+    if _made_here:
+        shutil.rmtree(_made_here, ignore_errors=True)

@@ -480,7 +480,7 @@ def test_the_image_is_built_in_two_stages_and_runs_as_a_numeric_non_root_user():
 
     # The final stage: the venv copied from the build stage, no compiler installed.
     copies = [a for i, a in final if i == "COPY"]
-    assert copies == ["--from=build /opt/venv /opt/venv", "wsgi.py ./"]
+    assert copies == ["--from=build /opt/venv /opt/venv", "wsgi.py gunicorn.conf.py ./"]
     installed = []
     for instruction, arguments in final:
         if instruction == "RUN":
@@ -516,7 +516,7 @@ def test_the_build_context_leaves_out_the_instance_folder_and_the_tree():
     patterns = {line for line in ignored.splitlines() if line and not line.startswith("#")}
     assert {"instance", ".git", ".venv", "tests"} <= patterns
     # ...and keeps what the build copies.
-    copied = {"pyproject.toml", "README.md", "registry", "wsgi.py"}
+    copied = {"pyproject.toml", "README.md", "registry", "wsgi.py", "gunicorn.conf.py"}
     assert not copied & patterns
 
 
