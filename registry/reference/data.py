@@ -11,6 +11,22 @@ CLUSTERS = [
     ("clab", "CLAB Calgary", True, False, None),
 ]
 
+# What each cluster is, in plain words, shown beside the cluster choice on the product form.
+CLUSTER_DESCRIPTIONS = {
+    "silver": "The default home for most products: Kamloops, one data centre.",
+    "gold": (
+        "For services that must keep running if a data centre fails: built in Kamloops and, as a "
+        "disaster-recovery copy, on Gold (DR) in Calgary; you get both."
+    ),
+    "golddr": "Gold's disaster-recovery copy in Calgary; comes with gold, never asked for alone.",
+    "emerald": (
+        "For products with protected data that need stricter network isolation (Kamloops)."
+    ),
+    "klab": "A lab cluster for the platform team's experiments (Kamloops). Not for real products.",
+    "klab2": "A second lab cluster in Kamloops, for the platform team's experiments.",
+    "clab": "A lab cluster in Calgary, for the platform team's experiments.",
+}
+
 # golddr is reached only through gold: nobody asks for it directly.
 REQUESTABLE_CLUSTERS_EXCLUDE = {"golddr"}
 

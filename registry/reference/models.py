@@ -25,6 +25,13 @@ class Cluster(db.Model):
     active: Mapped[bool] = mapped_column(default=True)
 
     @property
+    def description(self) -> str:
+        """What the cluster is, in plain words (``data.CLUSTER_DESCRIPTIONS``)."""
+        from .data import CLUSTER_DESCRIPTIONS
+
+        return CLUSTER_DESCRIPTIONS.get(self.name, "")
+
+    @property
     def console_url(self) -> str:
         return f"https://console.apps.{self.name}.devops.gov.bc.ca"
 
@@ -57,7 +64,7 @@ class QuotaOption(db.Model):
 
     @property
     def label(self) -> str:
-        q = self.quotas
+        q = {k: f"{v:g}" if isinstance(v, float) else v for k, v in self.quotas.items()}
         if self.kind == "cpu":
             return f"{q['requests']} cores requested, {q['limits']} limit"
         if self.kind == "memory":
