@@ -215,6 +215,9 @@ ROUTES = [
         form=lambda w: builders.form_data(),
         query={"field": "name"},
     ),
+    # "Pick a contact": names and emails of the people the registry knows, only to those who
+    # may ask for products (a fragment for HTMX).
+    Route("products.people", "GET", matrix(200, support=403), query={"q": "co"}),
     Route("products.detail", "GET", PRODUCT_PAGE),
     # The world's product is still requested: no change, deletion or new request can be made
     # while its first request is open, and the answer says so (409) to those who may ask.

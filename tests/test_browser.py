@@ -123,7 +123,14 @@ def test_owner_sees_inline_errors_while_typing_then_submits(
     fill_contact(page, "Primary technical lead", "Tam", "Lead", "tam.lead@example.com")
     assert navigations.count == 0
 
+    # First the summary of what will be asked, in place; only its button sends the request.
     page.get_by_role("button", name="Submit for review").click()
+    expect(page.get_by_role("heading", name="Check your request")).to_be_visible()
+    expect(page.locator("#review")).to_be_focused()
+    expect(page.locator("#review-product")).to_contain_text("Abc river permits")
+    assert navigations.count == 0
+    screenshot(page, "new-product-summary")
+    page.get_by_role("button", name="Send the request").click()
     expect(page).to_have_url(re.compile(r"/requests/\d+$"))
     expect(page.locator("#request-summary .badge")).to_have_text("Pending approval")
     expect(page.get_by_role("heading", level=1)).to_contain_text("Abc river permits")

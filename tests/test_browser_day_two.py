@@ -135,6 +135,9 @@ def test_request_again_after_a_rejection_and_a_double_click_makes_one_product(
     screenshot(page, "request-again")
     page.get_by_label("Ministry").select_option("FLNR")
     page.get_by_role("button", name="Submit for review").dblclick()
+    expect(page.get_by_role("heading", name="Check your request")).to_be_visible()
+    expect(page.locator("#review-product")).to_contain_text("FLNR - Forests")
+    page.get_by_role("button", name="Send the request").click()
     expect(page).to_have_url(re.compile(r"/requests/\d+$"))
     expect(page.locator("h1")).to_contain_text(plate)
 
@@ -145,7 +148,8 @@ def test_request_again_after_a_rejection_and_a_double_click_makes_one_product(
     page.get_by_label("Ministry").select_option("ENV")
     fill_contact(page, "Product owner", "Pat", "Owner", "pat.owner@example.com")
     fill_contact(page, "Primary technical lead", "Tam", "Lead", "tam.lead@example.com")
-    page.get_by_role("button", name="Submit for review").dblclick()
+    page.get_by_role("button", name="Submit for review").click()
+    page.get_by_role("button", name="Send the request").dblclick()
     expect(page).to_have_url(re.compile(r"/requests/\d+$"))
     page.wait_for_load_state("networkidle")
 

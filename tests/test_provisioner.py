@@ -676,6 +676,7 @@ def test_in_a_browser_the_owner_requests_the_admin_approves_and_the_page_reaches
     fill_contact(page, "Product owner", "Pat", "Owner", "pat.owner@example.com")
     fill_contact(page, "Primary technical lead", "Tam", "Lead", "tam.lead@example.com")
     page.get_by_role("button", name="Submit for review").click()
+    page.get_by_role("button", name="Send the request").click()
     expect(page).to_have_url(re.compile(r"/requests/\d+$"))
     request_id = int(page.url.rsplit("/", 1)[1])
     badge = page.locator("#request-summary .badge")

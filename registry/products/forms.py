@@ -153,6 +153,9 @@ class ProductForm(SubmitOnce, FlaskForm):
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
+        # The product this form asks about, if it exists already (request again, change): its
+        # own name is not "another product's".
+        self.own_plate: str | None = None
         self.ministry.choices = [("", "Choose a ministry")] + [
             (m.code, f"{m.code} - {m.name}") for m in reference.ministries()
         ]
@@ -219,6 +222,19 @@ class ProductForm(SubmitOnce, FlaskForm):
                     valid = False
         return valid
 
+    @property
+    def ministry_label(self) -> str:
+        return dict(self.ministry.choices).get(self.ministry.data, self.ministry.data or "")
+
+    @property
+    def namespace_quotas(self) -> list[tuple[str, dict[str, str]]]:
+        """(environment, {kind: option}) for each namespace, as chosen in the form."""
+        return [(env, {kind: self[env][kind].data for kind in QUOTA_KINDS}) for env in ENVIRONMENTS]
+
+    @property
+    def chosen_cluster(self):
+        return self.clusters.get(self.cluster.data)
+
     def field_errors(self) -> dict[str, list[str]]:
         """Errors by the field's HTML name (``product_owner-email``), for inline validation."""
         errors: dict[str, list[str]] = {}
@@ -261,12 +277,18 @@ class ProductForm(SubmitOnce, FlaskForm):
         )
 
 
+# The contact emails: a change to one may make or clear another's "a different person" error.
+CONTACT_EMAILS = ("product_owner-email", "primary_lead-email", "secondary_lead-email")
+CONTACT_GROUPS = ("product_owner", "primary_lead", "secondary_lead")
+
+
 class ChangeForm(ProductForm):
     """A change to a live product: everything but the cluster, which never changes."""
 
     def __init__(self, *args, product, **kwargs):
         super().__init__(*args, **kwargs)
         self.product = product
+        self.own_plate = product.licence_plate
         self.cluster.data = product.cluster_name
 
     def validate_cluster(self, field):

@@ -82,3 +82,88 @@ def product_page(product: Product, requests: list) -> dict:
         "built": built,
         "last_create": last_create,
     }
+
+
+def same_name(name: str, user, exclude_plate: str | None = None) -> dict | None:
+    """Another product (not deleted) already called ``name``, case and accents folded away:
+    ``{"product": <the product if user may see it, else None>}``, or None if there is none.
+
+    A warning for the team, never a refusal: two products may share a name."""
+    from ..search import fold
+    from .models import ProductStatus
+
+    folded = fold((name or "").strip())
+    if not folded:
+        return None
+    query = select(Product).where(
+        Product.search_name == folded, Product.status != ProductStatus.DELETED.value
+    )
+    if exclude_plate:
+        query = query.where(Product.licence_plate != exclude_plate)
+    others = list(db.session.scalars(query.order_by(Product.id).limit(20)))
+    if not others:
+        return None
+    visible = None
+    if user.reads_everything:
+        visible = others[0]
+    else:
+        ids = [p.id for p in others]
+        visible = db.session.scalars(
+            select(Product).where(Product.id.in_(ids), belongs_to(user)).order_by(Product.id)
+        ).first()
+    return {"product": visible}
+
+
+PEOPLE_MIN_CHARS = 2
+PEOPLE_MAX = 10
+
+
+def people(text: str, limit: int = PEOPLE_MAX) -> list[dict]:
+    """The people the registry knows whose first name, last name or email starts with (or, for
+    the email, contains) ``text``: its users and the contacts of its products, one per email,
+    as ``{"first_name", "last_name", "email"}``, at most ``limit``. Only names and emails."""
+    from sqlalchemy import func, or_
+
+    from ..auth.models import User
+
+    text = (text or "").strip().lower()
+    if len(text) < PEOPLE_MIN_CHARS:
+        return []
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    starts, anywhere = f"{escaped}%", f"%{escaped}%"
+    found: dict[str, dict] = {}
+    contacts = db.session.execute(
+        select(ProductContact.first_name, ProductContact.last_name, ProductContact.email)
+        .where(
+            or_(
+                func.lower(ProductContact.first_name).like(starts, escape="\\"),
+                func.lower(ProductContact.last_name).like(starts, escape="\\"),
+                func.lower(ProductContact.email).like(anywhere, escape="\\"),
+            )
+        )
+        .distinct()
+        .order_by(ProductContact.email)
+        .limit(limit * 3)
+    )
+    for first, last, email in contacts:
+        found.setdefault(email.lower(), {"first_name": first, "last_name": last, "email": email})
+    users = db.session.execute(
+        select(User.name, User.email)
+        .where(
+            User.active.is_(True),
+            or_(
+                func.lower(User.name).like(starts, escape="\\"),
+                func.lower(User.name).like(f"% {escaped}%", escape="\\"),
+                func.lower(User.email).like(anywhere, escape="\\"),
+            ),
+        )
+        .order_by(User.email)
+        .limit(limit * 3)
+    )
+    for name, email in users:
+        first, _, last = (name or "").strip().partition(" ")
+        found.setdefault(email.lower(), {"first_name": first, "last_name": last, "email": email})
+    ordered = sorted(
+        found.values(), key=lambda p: (p["first_name"].lower(), p["last_name"].lower())
+    )
+    return ordered[:limit]

@@ -12,7 +12,7 @@ from ..requests import services as request_services
 from ..requests.models import RequestType
 from . import bp, queries
 from . import services as product_services
-from .forms import ChangeForm, DeletionForm, ProductForm
+from .forms import CONTACT_EMAILS, CONTACT_GROUPS, ChangeForm, DeletionForm, ProductForm
 
 
 @bp.get("/products")
@@ -55,12 +55,29 @@ def _sent(req, message: str):
     return redirect_to(url_for("requests.detail", request_id=req.id))
 
 
+def _step() -> str:
+    """Where a browser's form is: ``review`` asks for the summary before anything is sent,
+    ``edit`` goes back from the summary to the form. A post without it (a script, a test, the
+    summary's own "Send the request") sends the request, as it always did."""
+    return request.form.get("step", "") if request.method == "POST" else ""
+
+
+def _form_page(template: str, form, status: int = 200, **context):
+    """The new-product form (or its summary), whole or as the form alone for HTMX."""
+    same_name = queries.same_name(form.name.data, current_user, form.own_plate)
+    return render(template, block="form", status=status, form=form, same_name=same_name, **context)
+
+
 @bp.route("/products/new", methods=["GET", "POST"])
 @roles_required(*REQUESTERS)
 @validates_its_form
 def new():
     form = ProductForm(user=current_user)
+    if _step() == "edit":
+        return _form_page("products/new.html", form)
     if form.validate_on_submit():
+        if _step() == "review":
+            return _form_page("products/new.html", form, review=True)
         req = _submit_once(
             form, lambda: request_services.submit_create(form.to_data(), current_user, form.key)
         )
@@ -77,14 +94,52 @@ def new():
 @roles_required(*REQUESTERS)
 @validates_its_form
 def validate_field():
-    """Inline validation: the message for one field, judged with the whole form (PO ≠ TL)."""
+    """Inline validation: the message for one field, judged with the whole form (PO ≠ TL).
+
+    A contact's email also answers, out of band, for the other contact emails that hold a
+    value (their "a different person" message may have come or gone); the name also answers
+    with the warning that another product has it (``?plate=``: the product's own, left out)."""
     form = ProductForm(user=current_user)
     form.validate()
     name = request.args.get("field", "")
     errors = form.field_errors()
     if name not in errors:
         abort(400)
-    return render_template("products/_field_error.html", name=name, errors=errors[name])
+    parts = [render_template("products/_field_error.html", name=name, errors=errors[name])]
+    if name in CONTACT_EMAILS:
+        for other in CONTACT_EMAILS:
+            if other != name and (request.form.get(other) or "").strip():
+                parts.append(
+                    render_template(
+                        "products/_field_error.html", name=other, errors=errors[other], oob=True
+                    )
+                )
+    if name == "name":
+        same_name = queries.same_name(form.name.data, current_user, request.args.get("plate"))
+        parts.append(render_template("products/_name_warning.html", same_name=same_name, oob=True))
+    return "\n".join(parts)
+
+
+@bp.get("/products/people")
+@roles_required(*REQUESTERS)
+def people():
+    """Active search for a contact: the people the registry knows (its users, its products'
+    contacts) by name or email, only their names and emails, for those who may ask for
+    products. Fewer than ``PEOPLE_MIN_CHARS`` characters find nobody."""
+    text = request.args.get("q", "").strip()
+    contact = request.args.get("contact", "")
+    if contact not in CONTACT_GROUPS:
+        contact = ""
+    too_short = len(text) < queries.PEOPLE_MIN_CHARS
+    found = [] if too_short else queries.people(text)
+    return render_template(
+        "products/_people.html",
+        people=found,
+        contact=contact,
+        text=text,
+        too_short=too_short,
+        minimum=queries.PEOPLE_MIN_CHARS,
+    )
 
 
 @bp.get("/products/<plate>")
@@ -223,11 +278,16 @@ def request_again(plate: str):
         return _refused(product, blocker)
     last = request_queries.last_create(product.id)
     form = ProductForm(user=current_user, data=ProductForm.values_of(last.requested_data))
+    form.own_plate = product.licence_plate
     context = {"form": form, "product": product, "last": last}
     if request.method == "GET":
         return render_template("products/new.html", **context)
+    if _step() == "edit":
+        return _form_page("products/new.html", form, product=product, last=last)
     if not form.validate_on_submit():
         return render("products/new.html", block="form", status=422, **context)
+    if _step() == "review":
+        return _form_page("products/new.html", form, product=product, last=last, review=True)
     try:
         req = _submit_once(
             form,

@@ -33,3 +33,65 @@ document.addEventListener("submit", (event) => {
     }
   });
 })();
+
+// Product form: a live character counter beside a field with data-counter (the server renders it
+// too, and refuses what is too long with the text intact: no maxlength cuts it). The visible
+// text follows every keystroke; screen readers hear it only when the limit is crossed.
+document.addEventListener("input", (event) => {
+  const field = event.target;
+  const id = field.dataset && field.dataset.counter;
+  const counter = id && document.getElementById(id);
+  if (!counter) return;
+  const max = Number(counter.dataset.max);
+  const count = [...field.value].length; // characters, as the server counts them
+  const over = count > max;
+  const wasOver = counter.classList.contains("over");
+  counter.textContent = `${count} of ${max} characters${over ? `: ${count - max} too many` : ""}`;
+  counter.classList.toggle("over", over);
+  if (over !== wasOver) {
+    const live = document.getElementById(`${id}-live`);
+    if (live) live.textContent = over ? `Over the limit of ${max} characters.` : `Within the limit of ${max} characters again.`;
+  }
+});
+
+// Parts that need JavaScript (the people search) are hidden in the HTML and shown here, also in
+// content HTMX swaps in later.
+const showEnhanced = (root) => {
+  for (const element of root.querySelectorAll("[data-people-search][hidden]")) element.hidden = false;
+};
+showEnhanced(document);
+document.addEventListener("htmx:load", (event) => showEnhanced(event.target));
+
+// After HTMX swaps in a form's next step (a summary, the errors), focus goes to it: the button
+// that was pressed is gone, and a keyboard or screen-reader user would be left at the top.
+document.addEventListener("htmx:afterSettle", (event) => {
+  const target = event.detail && event.detail.elt;
+  const spot = target && (target.matches("[data-focus]") ? target : target.querySelector("[data-focus]"));
+  if (spot) spot.focus();
+});
+
+// People search: Enter in the search box must not send the product form.
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && event.target.matches("[data-people-search] input[type=search]")) event.preventDefault();
+});
+
+// Choosing a person fills that contact's first name, last name and email; each field's inline
+// validation runs as if typed. Someone new can still be typed in by hand.
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("button[data-person]");
+  if (!button) return;
+  const group = button.dataset.contact;
+  const values = { first_name: button.dataset.firstName, last_name: button.dataset.lastName, email: button.dataset.email };
+  for (const [part, value] of Object.entries(values)) {
+    const input = document.getElementById(`${group}-${part}`);
+    if (!input) continue;
+    input.value = value;
+    input.dispatchEvent(new Event("change", { bubbles: true }));
+  }
+  const results = button.closest(".people-results");
+  const search = document.getElementById(`${group}-find`);
+  if (search) search.value = "";
+  if (results) results.textContent = `Filled in ${values.first_name} ${values.last_name}, ${values.email}.`;
+  const first = document.getElementById(`${group}-first_name`);
+  if (first) first.focus();
+});
