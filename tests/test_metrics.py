@@ -336,6 +336,16 @@ def _get(url: str, timeout: float = 5) -> str:
         return response.read().decode()
 
 
+def _stop(process: subprocess.Popen) -> None:
+    """SIGTERM, as a pod is stopped; SIGKILL if it does not end in time: never left running."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
 def _up(url: str) -> bool:
     try:
         _get(url, timeout=1)
@@ -420,8 +430,7 @@ def test_gunicorn_workers_and_other_processes_add_up(app, database_url, owner, a
             assert value(after, "registry_outbox_pending_messages", outbox="nats") == 2
             assert value(after, "registry_database_up") == 1
     finally:
-        gunicorn.send_signal(signal.SIGTERM)
-        gunicorn.wait(timeout=30)
+        _stop(gunicorn)
         log.close()
 
 
@@ -469,8 +478,7 @@ def test_a_worker_process_serves_its_metrics_on_metrics_port(nats_app, database_
         # The database's gauges are the web side's to serve.
         assert not [name for name, _ in samples if name == "registry_requests"]
     finally:
-        worker.terminate()
-        worker.wait(timeout=15)
+        _stop(worker)
         log.close()
 
 
