@@ -10,6 +10,7 @@ import threading
 from datetime import timedelta
 
 import nats.errors
+import nats.js.errors
 
 from .. import outbox
 from ..extensions import db
@@ -37,6 +38,8 @@ NATS_AWAY = (
     nats.errors.ConnectionReconnectingError,
     nats.errors.StaleConnectionError,
     nats.errors.OutboundBufferLimitError,
+    # A cluster electing the stream's leader (a node just went away): no stream answers yet.
+    nats.js.errors.NoStreamResponseError,
     ConnectionError,
 )
 
