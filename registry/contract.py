@@ -107,6 +107,20 @@ def provisioning_message(
 MAX_REQUEST_ID = 2**31
 
 
+def parse_workflow(workflow: str) -> tuple[str, str, int] | None:
+    """``<cluster>-<plate>-<requestId>`` as (cluster, plate, request id), or None when the name
+    is not one (ASCII digits only: ``str.isdigit`` also takes "²", which int() refuses; an id
+    that fits the requests table's integer column)."""
+    parts = workflow.rsplit("-", 2)
+    if (
+        len(parts) != 3
+        or not (parts[2].isascii() and parts[2].isdigit())
+        or int(parts[2]) >= MAX_REQUEST_ID
+    ):
+        return None
+    return parts[0], parts[1], int(parts[2])
+
+
 class InvalidReport(ValueError):
     """A status report that breaks the contract; the message says how."""
 
@@ -147,14 +161,8 @@ def parse_report(raw: bytes | str) -> StatusReport:
     if status not in STEPS and status != FAILED:
         raise InvalidReport(f"unknown status {status!r}")
     plate, cluster, workflow = body["prefix"], body["clusterName"], body["workflow"]
-    parts = workflow.rsplit("-", 2)
-    # ASCII digits only (str.isdigit also takes "²", which int() refuses), and an id that fits
-    # the requests table's integer column.
-    if (
-        len(parts) != 3
-        or not (parts[2].isascii() and parts[2].isdigit())
-        or int(parts[2]) >= MAX_REQUEST_ID
-    ):
+    parts = parse_workflow(workflow)
+    if parts is None:
         raise InvalidReport(f"workflow {workflow!r} is not <cluster>-<licencePlate>-<requestId>")
     if parts[0] != cluster or parts[1] != plate:
         raise InvalidReport(

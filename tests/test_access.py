@@ -7,6 +7,7 @@ The matrix sends POSTs with a valid token, so an anonymous POST meets ``login_re
 sent to the sign-in page (302); without a token the CSRF check runs first and answers 400.
 """
 
+import json
 import re
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -16,13 +17,14 @@ import pytest
 from markupsafe import escape
 from sqlalchemy import func, select
 
+from registry import contract
 from registry.auth.models import Role, User
 from registry.extensions import db
 from registry.notifications.models import EmailStatus, OutboxEmail
 from registry.products.models import Product
 from registry.products.services import ContactData
 from registry.provisioning import services as provisioning
-from registry.provisioning.models import ServiceAccount
+from registry.provisioning.models import DeadLetter, ServiceAccount
 from registry.requests.models import Request, RequestStatus
 
 from . import builders
@@ -40,6 +42,8 @@ class World:
     request_id: int
     failed_email_id: int  # an outbox row of that request, marked failed so it can be retried
     service_account_id: int  # an active service account, to be revoked
+    # An open dead letter naming the request (pending: a replay fails); 0 where none is made.
+    dead_letter_id: int = 0
 
     def url(self, app, endpoint: str, **query) -> str:
         [rule] = app.url_map.iter_rules(endpoint)
@@ -48,6 +52,7 @@ class World:
             "request_id": self.request_id,
             "email_id": self.failed_email_id,
             "account_id": self.service_account_id,
+            "letter_id": self.dead_letter_id,
         }
         values = {name: known[name] for name in rule.arguments}
         return app.url_map.bind("localhost").build(endpoint, {**values, **query})
@@ -73,6 +78,8 @@ def world(app) -> World:
     failed.attempts = 8
     failed.last_error = "550 mailbox unavailable"
     account, _ = provisioning.create_service_account("pipeline")
+    report = contract.report_body(req.product.licence_plate, "silver", req.id, "workflow_started")
+    letter = provisioning.dead_letter("nats", json.dumps(report), "request is pending")
     db.session.commit()
     return World(
         emails={persona: user.email for persona, user in people.items()},
@@ -80,6 +87,7 @@ def world(app) -> World:
         request_id=req.id,
         failed_email_id=failed.id,
         service_account_id=account.id,
+        dead_letter_id=letter.id,
     )
 
 
@@ -106,6 +114,9 @@ def snapshot(client, world: World) -> dict:
         ),
         "accounts": db.session.scalar(
             select(func.count()).select_from(ServiceAccount).where(ServiceAccount.active.is_(True))
+        ),
+        "open_letters": db.session.scalar(
+            select(func.count()).select_from(DeadLetter).where(DeadLetter.resolution.is_(None))
         ),
     }
     db.session.rollback()
@@ -233,6 +244,15 @@ ROUTES = [
         form=lambda w: builders.form_data(),
     ),
     Route("requests.detail", "GET", PRODUCT_PAGE),
+    # Comments on the (pending) request: its team and the super admins, emailed to the other
+    # side; support reads only; someone outside learns nothing.
+    Route(
+        "requests.comment",
+        "POST",
+        matrix((303, "/requests/{request_id}"), unrelated=404, support=403),
+        form=lambda w: {"body": "A question before the decision."},
+        changes={p: {"outbox": MORE} for p in ("contact", "requester", "super_admin")},
+    ),
     Route(
         "requests.cancel",
         "POST",
@@ -253,6 +273,7 @@ ROUTES = [
         changes={"super_admin": {"request": RequestStatus.APPROVED.value, "outbox": MORE}},
     ),
     Route("history.all_requests", "GET", STAFF_PAGE),
+    Route("history.export", "GET", STAFF_PAGE),
     Route("notifications.outgoing", "GET", STAFF_PAGE),
     Route(
         "notifications.retry",
@@ -261,6 +282,19 @@ ROUTES = [
         changes={"super_admin": {"email": EmailStatus.PENDING.value}},
     ),
     Route("provisioning.dead_letters", "GET", STAFF_PAGE),
+    # The world's dead letter names its pending request: a replay fails again and keeps it.
+    Route(
+        "provisioning.replay_dead_letter",
+        "POST",
+        matrix(403, super_admin=(303, "/admin/dead-letters")),
+    ),
+    Route(
+        "provisioning.discard_dead_letter",
+        "POST",
+        matrix(403, super_admin=(303, "/admin/dead-letters")),
+        form=lambda w: {"note": "A test run; nothing to apply."},
+        changes={"super_admin": {"open_letters": 0}},
+    ),
     Route(
         "provisioning.resend",
         "POST",

@@ -36,7 +36,13 @@ def urls(app, world, plate: str):
     for rule in app.url_map.iter_rules():
         if rule.endpoint == "static":
             continue
-        values = {"plate": plate, "request_id": world["request_id"], "email_id": 1, "account_id": 1}
+        values = {
+            "plate": plate,
+            "request_id": world["request_id"],
+            "email_id": 1,
+            "account_id": 1,
+            "letter_id": 1,
+        }
         url = app.url_map.bind("localhost").build(
             rule.endpoint, {name: values[name] for name in rule.arguments}
         )

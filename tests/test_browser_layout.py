@@ -43,6 +43,7 @@ NOT_PAGES = {
     "health.readyz",
     "metrics.metrics",  # Prometheus' text format
     "audit.export",
+    "history.export",  # CSV
     "favicon",
     "index",  # a redirect to each role's own page
     "auth.oidc_start",  # 404 with single sign-on off (tests/test_oidc.py)

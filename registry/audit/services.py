@@ -21,6 +21,8 @@ ACTIONS = {
     "decision": "Decided a request",
     "resend": "Re-sent to the provisioner",
     "mail_retry": "Retried an email",
+    "dead_letter_replayed": "Replayed a dead letter",
+    "dead_letter_discarded": "Discarded a dead letter",
 }
 
 

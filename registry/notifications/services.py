@@ -27,6 +27,7 @@ SUBJECTS = {
     "provisioned": "Your namespaces are ready: {name} ({plate})",
     "failed": "Provisioning failed: {name} ({plate})",
     "stuck": "Stuck: {name} ({plate})",
+    "comment": "New comment: {name} ({plate})",
     ("received", "edit"): "Change requested: {name} ({plate})",
     ("received", "delete"): "Deletion requested: {name} ({plate})",
     ("awaiting_review", "edit"): "Change awaiting your review: {name} ({plate})",
@@ -128,6 +129,23 @@ def request_moved(request, event) -> None:
             step=STEP_LABELS.get(event.step, event.step) if event.step else None,
             cluster=event.cluster,
         )
+
+
+def comment_written(request, event, author) -> OutboxEmail | None:
+    """A comment goes to the other side: a super admin's to the team (the contacts and the
+    requester), a team member's to the super admins and the extra reviewer addresses; never
+    back to its author."""
+    from_admins = author.is_super_admin
+    recipients = team_addresses(request) if from_admins else reviewer_addresses()
+    mine = (author.email or "").lower()
+    return enqueue(
+        "comment",
+        [r for r in recipients if r.lower() != mine],
+        request,
+        comment=event.note,
+        author_name=author.name,
+        from_admins=from_admins,
+    )
 
 
 def _provisioned_context(request) -> dict:

@@ -149,8 +149,12 @@ def detail(plate: str):
     if product is None:
         abort(404)
     requests = request_queries.for_products([product.id])[product.id]
+    history = request_queries.product_history(product.id, request.args.get("page", 1, type=int))
     return render_template(
-        "products/detail.html", product=product, **queries.product_page(product, requests)
+        "products/detail.html",
+        product=product,
+        history=history,
+        **queries.product_page(product, requests),
     )
 
 

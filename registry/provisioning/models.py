@@ -121,6 +121,9 @@ class DeadLetter(db.Model):
     resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     resolution_note: Mapped[str | None] = mapped_column(Text)
 
+    request = relationship("Request")
+    resolved_by = relationship("User")
+
 
 class ServiceAccount(db.Model):
     """A machine account (the provisioner's pipeline) calling the HTTP API with a bearer token."""

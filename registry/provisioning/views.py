@@ -79,13 +79,75 @@ def resend(request_id: int):
     return redirect_to(url_for("requests.detail", request_id=request_id))
 
 
+def _letters_page(status: int = 200, **context):
+    state = request.args.get("state", "open")
+    if state not in services.LETTER_STATES:
+        state = "open"
+    page = services.dead_letters(
+        request.args.get("page", 1, type=int), current_app.config["PAGE_SIZE"], state
+    )
+    body = render_template(
+        "provisioning/dead_letters.html",
+        page=page,
+        state=state,
+        states=services.LETTER_STATES,
+        note_max=services.NOTE_MAX,
+        **context,
+    )
+    return make_response(body, status)
+
+
 @bp.get("/admin/dead-letters")
 @roles_required(Role.SUPER_ADMIN, Role.SUPPORT)
 def dead_letters():
-    page = services.dead_letters(
-        request.args.get("page", 1, type=int), current_app.config["PAGE_SIZE"]
-    )
-    return render_template("provisioning/dead_letters.html", page=page)
+    """Reports that could not be applied: open ones to replay or discard, resolved ones."""
+    return _letters_page()
+
+
+def _back_to_letters():
+    return redirect_to(url_for("provisioning.dead_letters", state=request.args.get("state")))
+
+
+@bp.post("/admin/dead-letters/<int:letter_id>/replay")
+@roles_required(Role.SUPER_ADMIN)
+def replay_dead_letter(letter_id: int):
+    """Apply a dead letter's report again, once its cause is fixed."""
+    try:
+        letter, _ = services.replay_dead_letter(letter_id, current_user)
+    except LookupError:
+        abort(404)
+    except services.ReplayFailed as exc:
+        db.session.commit()  # the new reason
+        flash(f"{exc} It stays open with this reason.", "error")
+    except services.LetterError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+    else:
+        message = f"Dead letter #{letter.id} replayed. {letter.resolution_note}"
+        db.session.commit()
+        flash(message, "success")
+    return _back_to_letters()
+
+
+@bp.post("/admin/dead-letters/<int:letter_id>/discard")
+@roles_required(Role.SUPER_ADMIN)
+def discard_dead_letter(letter_id: int):
+    """Set a dead letter aside for good, with the reason why (required)."""
+    try:
+        letter = services.discard_dead_letter(letter_id, current_user, request.form.get("note"))
+    except LookupError:
+        abort(404)
+    except services.NoteRequired as exc:
+        db.session.rollback()
+        return _letters_page(422, error={"id": letter_id, "message": str(exc)})
+    except services.LetterError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return _back_to_letters()
+    message = f"Dead letter #{letter.id} discarded."
+    db.session.commit()
+    flash(message, "success")
+    return _back_to_letters()
 
 
 def _service_accounts_page(status: int = 200, **context):

@@ -256,6 +256,11 @@ class RequestEvent(db.Model):
 
         if self.kind == "reminder":
             return "Super admins reminded"
+        if self.kind == "comment":
+            return "Comment"
+        if self.kind == "dead_letter":
+            done = "discarded" if (self.note or "").startswith("Discarded") else "replayed"
+            return f"Provisioner report {done}"
         if self.to_status == RequestStatus.APPROVED:
             if self.from_status is None:
                 return "Submitted and approved automatically"

@@ -3,13 +3,13 @@
 from dataclasses import dataclass
 
 from sqlalchemy import ARRAY, Integer, any_, cast, func, or_, select, union
-from sqlalchemy.orm import contains_eager, defer, joinedload, selectinload
+from sqlalchemy.orm import aliased, contains_eager, defer, joinedload, selectinload
 
 from ..extensions import db
 from ..pagination import Page, paginate
 from ..products import queries as product_queries
 from ..products.models import Product, ProductContact
-from ..search import fold
+from ..search import fold, parse_identifier
 from .models import ACTIVE_STATUSES, Request, RequestEvent, RequestStatus, RequestType
 
 
@@ -141,42 +141,56 @@ class HistoryFilters:
 HISTORY_COUNT_LIMIT = 1_000
 
 
-def history(filters: HistoryFilters, page: int, per_page: int):
-    """Every request, newest first, filtered; searched by plate, product name (accents and case
-    folded) or contact email. Loads only what the list shows."""
-    postgres = db.session.get_bind().dialect.name == "postgresql"
-    ids = select(Request.id)
-    if filters.cluster or filters.ministry:
-        ids = ids.join(Request.product)
+def _history_where(query, filters: HistoryFilters, postgres: bool, joined: bool = False):
+    """``query`` (over requests) narrowed by ``filters``: the page and the export share it.
+    ``joined``: the query already joins the product."""
+    if (filters.cluster or filters.ministry) and not joined:
+        query = query.join(Request.product)
     if filters.status:
-        ids = ids.where(Request.status == filters.status)
+        query = query.where(Request.status == filters.status)
     if filters.type:
-        ids = ids.where(Request.type == filters.type)
+        query = query.where(Request.type == filters.type)
     if filters.cluster:
-        ids = ids.where(Product.cluster_name == filters.cluster)
+        query = query.where(Product.cluster_name == filters.cluster)
     if filters.ministry:
-        ids = ids.where(Product.ministry_code == filters.ministry)
-    if filters.q:
-        term = filters.q.strip().lower()
-        # One set of matching products, each part through its own index (the plate's unique
-        # one, trigram ones for name and email on PostgreSQL), then their requests.
-        matching = union(
-            select(Product.id).where(Product.licence_plate == term),
-            select(Product.id).where(
-                Product.search_name.like(f"%{_escape_like(fold(term))}%", escape="\\")
-            ),
-            select(ProductContact.product_id).where(*_email_contains(term)),
-        )
-        matched = select(matching.subquery().c[0])
-        if postgres:
-            # As an array computed once (a CTE the count and the page share): PostgreSQL then
-            # walks requests newest first through the index and stops at the page, where IN
-            # made it join every request.
-            products = select(func.array(matched.scalar_subquery()).label("ids")).cte("matched")
-            shared = cast(select(products.c.ids).scalar_subquery(), ARRAY(Integer))
-            ids = ids.where(Request.product_id == any_(shared))
-        else:
-            ids = ids.where(Request.product_id.in_(matched))
+        query = query.where(Product.ministry_code == filters.ministry)
+    if not filters.q:
+        return query
+    term = filters.q.strip().lower()
+    named = parse_identifier(term)
+    if named is not None:
+        # A namespace or workflow name: its plate through the plate's unique index, and for a
+        # workflow its request by primary key. No pattern is scanned for.
+        product = select(Product.id).where(Product.licence_plate == named.licence_plate)
+        query = query.where(Request.product_id == product.scalar_subquery())
+        if named.request_id is not None:
+            query = query.where(Request.id == named.request_id)
+        return query
+    # One set of matching products, each part through its own index (the plate's unique
+    # one, trigram ones for name and email on PostgreSQL), then their requests.
+    matching = union(
+        select(Product.id).where(Product.licence_plate == term),
+        select(Product.id).where(
+            Product.search_name.like(f"%{_escape_like(fold(term))}%", escape="\\")
+        ),
+        select(ProductContact.product_id).where(*_email_contains(term)),
+    )
+    matched = select(matching.subquery().c[0])
+    if postgres:
+        # As an array computed once (a CTE the count and the page share): PostgreSQL then
+        # walks requests newest first through the index and stops at the page, where IN
+        # made it join every request.
+        products = select(func.array(matched.scalar_subquery()).label("ids")).cte("matched")
+        shared = cast(select(products.c.ids).scalar_subquery(), ARRAY(Integer))
+        return query.where(Request.product_id == any_(shared))
+    return query.where(Request.product_id.in_(matched))
+
+
+def history(filters: HistoryFilters, page: int, per_page: int):
+    """Every request, newest first, filtered; searched by plate, namespace or workflow name,
+    product name (accents and case folded) or contact email. Loads only what the list shows."""
+    postgres = db.session.get_bind().dialect.name == "postgresql"
+    ids = _history_where(select(Request.id), filters, postgres)
     # Ids grow with time: the primary key orders newest first without a sort. The count (up to
     # its limit) and the page's ids come from one statement, the page cut from the ids alone
     # (an index walk); then only its rows are read with their products.
@@ -208,6 +222,89 @@ def history(filters: HistoryFilters, page: int, per_page: int):
         items = list(db.session.scalars(query).unique())
     capped = total > HISTORY_COUNT_LIMIT
     return Page(items, page, per_page, HISTORY_COUNT_LIMIT if capped else total, capped)
+
+
+# The All requests export: its columns, in order, and how many rows it reads at a time.
+EXPORT_COLUMNS = (
+    "id",
+    "created_at",
+    "kind",
+    "status",
+    "product",
+    "licence_plate",
+    "ministry",
+    "cluster",
+    "requested_by",
+    "decided_by",
+    "decided_at",
+    "decision_comment",
+    "updated_at",
+)
+EXPORT_CHUNK = 500
+
+
+def history_rows(filters: HistoryFilters):
+    """Every request the filters find, newest first, as plain rows of ``EXPORT_COLUMNS``:
+    read ``EXPORT_CHUNK`` at a time by id (keyset, each chunk an index walk from where the last
+    stopped), never objects the session keeps, so the export holds one chunk in memory
+    however many requests there are."""
+    from ..auth.models import User
+
+    postgres = db.session.get_bind().dialect.name == "postgresql"
+    requester, decider = aliased(User), aliased(User)
+    columns = select(
+        Request.id,
+        Request.created_at,
+        Request.type.label("kind"),
+        Request.status,
+        Product.name.label("product"),
+        Product.licence_plate,
+        Product.ministry_code.label("ministry"),
+        Product.cluster_name.label("cluster"),
+        requester.email.label("requested_by"),
+        decider.email.label("decided_by"),
+        Request.decided_at,
+        Request.decision_comment,
+        Request.updated_at,
+    )
+    base = (
+        columns.join(Product, Product.id == Request.product_id)
+        .join(requester, requester.id == Request.requested_by_id)
+        .outerjoin(decider, decider.id == Request.decided_by_id)
+    )
+    base = _history_where(base, filters, postgres, joined=True)
+    before = None
+    while True:
+        query = base if before is None else base.where(Request.id < before)
+        chunk = db.session.execute(query.order_by(Request.id.desc()).limit(EXPORT_CHUNK)).all()
+        yield from chunk
+        if len(chunk) < EXPORT_CHUNK:
+            return
+        before = chunk[-1].id
+
+
+# The product page's history shows this many entries a page.
+PRODUCT_HISTORY_PAGE = 50
+
+
+def product_history(product_id: int, page: int, per_page: int = PRODUCT_HISTORY_PAGE):
+    """Every event of every request of a product in one timeline, newest first, a page at a
+    time: each entry with its request (kind, id) and who acted. Three statements whatever the
+    length: the count, the page of events with their requests, their actors."""
+    query = (
+        select(RequestEvent)
+        .join(RequestEvent.request)
+        .where(Request.product_id == product_id)
+        .options(contains_eager(RequestEvent.request), selectinload(RequestEvent.actor))
+        .order_by(RequestEvent.id.desc())
+    )
+    counted = (
+        select(RequestEvent.id).join(RequestEvent.request).where(Request.product_id == product_id)
+    )
+    page = max(1, page)
+    return paginate(
+        query.limit(per_page).offset((page - 1) * per_page), page, per_page, counted=counted
+    )
 
 
 def _email_contains(term: str) -> tuple:

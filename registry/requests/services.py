@@ -15,7 +15,7 @@ from ..reference.models import ENVIRONMENTS, QUOTA_KINDS
 from ..timeutil import utcnow
 from . import changes
 from .lifecycle import transition
-from .models import ACTIVE_STATUSES, Request, RequestStatus, RequestType
+from .models import ACTIVE_STATUSES, Request, RequestEvent, RequestStatus, RequestType
 
 
 class RequestError(Exception):
@@ -394,3 +394,63 @@ def cancel(request_id: int, actor) -> Request:
     except StaleDataError as exc:
         raise DecidedConcurrently() from exc
     return request
+
+
+# Comments: a question before a decision, an answer, a word on a failure.
+COMMENT_MAX = 2000
+COMMENTABLE = (RequestStatus.PENDING, RequestStatus.FAILED)
+
+
+class CommentInvalid(RequestError):
+    """Empty, or longer than ``COMMENT_MAX``: the form shows why, with the text kept."""
+
+
+class CommentClosed(RequestError):
+    """The request is past the point where a comment helps (decided, provisioned...)."""
+
+    def __init__(self, request: Request):
+        super().__init__(
+            f"Request #{request.id} is {request.status_label.lower()}: comments are for pending"
+            " and failed requests only."
+        )
+
+
+def comment_blocker(request: Request, user) -> RequestError | None:
+    """Why ``user`` may not comment on ``request`` now, or None if they may. The caller has
+    checked that they may read it (its team, the staff): support reads, and only reads."""
+    if user.is_support:
+        return NotAllowed("Support staff read requests; they do not comment on them.")
+    if request.status_enum not in COMMENTABLE:
+        return CommentClosed(request)
+    return None
+
+
+def add_comment(request: Request, author, text: str) -> RequestEvent:
+    """Put ``author``'s comment on the request's timeline (it moves nothing) and email it to
+    the other side (notifications.comment_written). The caller commits."""
+    from ..notifications import services as notifications
+
+    blocker = comment_blocker(request, author)
+    if blocker is not None:
+        raise blocker
+    text = (text or "").strip()
+    if not text:
+        raise CommentInvalid("Write a comment first: it is empty.")
+    if len(text) > COMMENT_MAX:
+        raise CommentInvalid(
+            f"A comment is at most {COMMENT_MAX:,} characters; this one has {len(text):,}."
+        )
+    event = RequestEvent(
+        request_id=request.id,
+        kind="comment",
+        actor_id=author.id,
+        from_status=request.status,
+        to_status=request.status,
+        note=text,
+        created_at=utcnow(),
+    )
+    event.actor = author
+    db.session.add(event)
+    db.session.flush()
+    notifications.comment_written(request, event, author)
+    return event

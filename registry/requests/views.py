@@ -1,10 +1,28 @@
-from flask import abort, flash, url_for
+from flask import abort, flash, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from ..extensions import db
 from ..health import queries as health
-from ..htmx import redirect_to, render
+from ..htmx import is_htmx, redirect_to, render
 from . import bp, queries, services
+
+
+def _detail(req, status: int = 200, **context):
+    """The request page (HTMX polls its live block: status and timeline), with its comment form
+    for those who may comment now."""
+    # Approved but not yet with the provisioner: say why, if its messages cannot reach NATS.
+    unsent = health.unsent_messages(req.id) if req.status == "approved" else (0, None)
+    context.setdefault("may_comment", services.comment_blocker(req, current_user) is None)
+    return render(
+        "requests/detail.html",
+        block="live",
+        status=status,
+        req=req,
+        product=req.product,
+        unsent=unsent,
+        comment_max=services.COMMENT_MAX,
+        **context,
+    )
 
 
 @bp.get("/requests/<int:request_id>")
@@ -13,10 +31,51 @@ def detail(request_id: int):
     req = queries.get_visible(request_id, current_user)
     if req is None:
         abort(404)
-    # Approved but not yet with the provisioner: say why, if its messages cannot reach NATS.
-    unsent = health.unsent_messages(req.id) if req.status == "approved" else (0, None)
-    # HTMX polls the live block (status and timeline) while the request is in flight.
-    return render("requests/detail.html", block="live", req=req, product=req.product, unsent=unsent)
+    return _detail(req)
+
+
+@bp.post("/requests/<int:request_id>/comments")
+@login_required
+def comment(request_id: int):
+    """A comment from the team or a super admin on a pending or failed request: on the
+    timeline, emailed to the other side. HTMX gets the form back (empty, or with the error and
+    the text) and the new entry for the timeline; a browser without JavaScript, the page."""
+    req = queries.get_visible(request_id, current_user)
+    if req is None:
+        abort(404)
+    text = request.form.get("body", "")
+    try:
+        event = services.add_comment(req, current_user, text)
+    except services.NotAllowed as exc:
+        db.session.rollback()
+        abort(403, str(exc))
+    except (services.CommentInvalid, services.CommentClosed) as exc:
+        db.session.rollback()
+        status = 409 if isinstance(exc, services.CommentClosed) else 422
+        may_comment = not isinstance(exc, services.CommentClosed)
+        context = {"comment_error": str(exc), "comment_text": text, "may_comment": may_comment}
+        if is_htmx():
+            page = render_template(
+                "requests/_comment_form.html",
+                req=req,
+                comment_max=services.COMMENT_MAX,
+                **context,
+            )
+            return page, status
+        return _detail(req, status, **context)
+    db.session.commit()
+    if is_htmx():
+        event = db.session.get(services.RequestEvent, event.id)
+        form = render_template(
+            "requests/_comment_form.html",
+            req=req,
+            may_comment=True,
+            comment_max=services.COMMENT_MAX,
+        )
+        entry = render_template("requests/_event.html", e=event)
+        return f'{form}\n<ol hx-swap-oob="beforeend:#timeline">{entry}</ol>'
+    flash("Your comment is on the timeline.", "success")
+    return redirect_to(url_for("requests.detail", request_id=request_id) + "#timeline")
 
 
 @bp.post("/requests/<int:request_id>/cancel")
