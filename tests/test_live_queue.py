@@ -76,14 +76,23 @@ def test_two_admins_in_two_browsers(app, live_server, browser, owner, admin, oth
         pages.append(page)
     ada, sam = pages
 
+    # Without a reason a rejection is refused: focus goes to the message, not the page's top.
+    sam.locator(f"#queue-request-{first.id}").get_by_role("button", name="Reject").click()
+    error = sam.locator(f"#queue-request-{first.id} [role=alert]")
+    expect(error).to_be_focused()
     sam.locator(f"#queue-request-{first.id}").get_by_role("button", name="Approve").click()
     expect(sam.locator(f"#queue-request-{first.id}")).to_have_count(0)
+    # The item left with the button that was pressed: focus is on what happened.
+    expect(sam.locator("#queue-notice [role=status]")).to_be_focused()
+    expect(sam.locator("#queue-notice [role=status]")).to_contain_text("Approved")
 
     # Ada's queue, untouched, learns of it without a reload: the item says who, and has no buttons.
     item = ada.locator(f"#queue-request-{first.id}")
     expect(item).to_contain_text("Sam Second approved this request", timeout=5_000)
     expect(item.get_by_role("button", name="Approve")).to_have_count(0)
     expect(ada.locator("#queue-count")).to_have_text("1 pending")
+    # The polling never takes her focus.
+    expect(item.locator("[role=status]")).not_to_be_focused()
     # The other item is still hers to decide.
     ada.locator(f"#queue-request-{second.id}").get_by_role("button", name="Approve").click()
     expect(ada.locator(f"#queue-request-{second.id}")).to_have_count(0)

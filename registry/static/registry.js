@@ -95,3 +95,13 @@ document.addEventListener("click", (event) => {
   const first = document.getElementById(`${group}-first_name`);
   if (first) first.focus();
 });
+
+// The review queue: the decided item leaves (or, when another admin was first, says so), and the
+// button that was pressed is gone with it; focus goes to what happened instead of the page's top,
+// and Tab goes on from there. Each message takes focus once; the queue's own polling never does.
+document.addEventListener("htmx:afterSettle", () => {
+  const message = document.querySelector("#queue [data-focus-once], #queue-notice [data-focus-once]");
+  if (!message) return;
+  message.removeAttribute("data-focus-once");
+  message.focus();
+});
