@@ -211,7 +211,7 @@ def lived_in(people: dict) -> list[tuple[str, str, tuple[str, ...]]]:
     scenario = ops_scenario.build(requester, admin)
     ops_scenario.silent_in_flight(requester, admin)
     # A live product with a change asking for more, waiting for review (diff, other quotas).
-    live = builders.submit(requester, name="Harbour Permits With A Long Name For Narrow")
+    live = builders.submit(requester, name="Harbour Permits With A Long Name, Narrow")
     services.decide(live.id, admin, approve=True)
     db.session.commit()
     for step in contract.STEPS:
