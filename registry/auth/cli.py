@@ -34,11 +34,7 @@ def create(email, name, role, password):
 @click.argument("role", type=ROLE_CHOICE)
 def set_role(email, role):
     """Change the role of an existing account."""
-    try:
-        user = services.set_role(email, Role(role))
-    except services.AccountError as exc:
-        raise click.ClickException(str(exc)) from exc
-    db.session.commit()
+    user = _changed(services.set_role, email, Role(role))
     click.echo(f"{user.email} is now {user.role}.")
 
 
@@ -46,11 +42,7 @@ def set_role(email, role):
 @click.argument("email")
 def deactivate(email):
     """Turn an account off: its sessions end at once and it cannot sign in."""
-    try:
-        user = services.set_active(email, False)
-    except services.AccountError as exc:
-        raise click.ClickException(str(exc)) from exc
-    db.session.commit()
+    user = _changed(services.set_active, email, False)
     click.echo(f"{user.email} is deactivated; every session of it has ended.")
 
 
@@ -58,9 +50,15 @@ def deactivate(email):
 @click.argument("email")
 def reactivate(email):
     """Let a deactivated account sign in again."""
+    user = _changed(services.set_active, email, True)
+    click.echo(f"{user.email} can sign in again.")
+
+
+def _changed(change, email, value):
+    """Apply an account service and commit; its refusal becomes the command's error."""
     try:
-        user = services.set_active(email, True)
+        user = change(email, value)
     except services.AccountError as exc:
         raise click.ClickException(str(exc)) from exc
     db.session.commit()
-    click.echo(f"{user.email} can sign in again.")
+    return user
