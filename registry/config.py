@@ -65,6 +65,10 @@ class Defaults:
     # each commit there. None: the timeline names the commit and its branch only.
     PROVISIONER_GITOPS_WEB_URL = None
     PROVISIONER_DURABLE = "provisioner"
+    # How long a delivered provisioning message may go without word before NATS hands it out
+    # again: a workflow that runs longer says "in progress" a few times within it, and a message
+    # whose "try again" was lost (a node dying at that moment) comes back after this, not later.
+    PROVISIONER_ACK_WAIT_SECONDS = 20
     PROVISIONER_FAIL_RULES: list = []  # noqa: RUF012
     PAGE_SIZE = 50
     # An open review queue asks this often what other admins decided meanwhile.

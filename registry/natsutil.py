@@ -8,6 +8,7 @@ when it is back: a server away for a minute is two lines, not a traceback per re
 import asyncio
 import contextlib
 import logging
+import threading
 
 import nats
 
@@ -66,8 +67,10 @@ async def connect(
 
     delay = 0.1
     while not stopping.is_set():
-        try:
-            nc = await nats.connect(
+        # With no limit on reconnects, nats-py's connect() itself retries until a server
+        # answers, and never looks at ``stopping``: a stop waits for it no longer.
+        attempt = asyncio.ensure_future(
+            nats.connect(
                 servers=servers(url),
                 name=name,
                 connect_timeout=2,
@@ -77,6 +80,15 @@ async def connect(
                 reconnected_cb=reconnected,
                 error_cb=error,
             )
+        )
+        stopped = asyncio.ensure_future(stopping.wait())
+        await asyncio.wait({attempt, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if stopping.is_set():
+            await _abandon(attempt)
+            return None
+        try:
+            nc = attempt.result()
         except Exception as exc:  # NATS away: keep trying, quietly
             link.down(f"{type(exc).__name__}: {exc}")
             await sleep_unless(stopping, delay)
@@ -85,3 +97,52 @@ async def connect(
             link.up()
             return nc
     return None
+
+
+async def _abandon(attempt: asyncio.Future) -> None:
+    """Cancel a connect() in progress, and close what it connected if it got there first.
+
+    A cancellation can be lost (Python 3.11's ``wait_for`` swallows it when the connection is
+    refused at the same moment, and nats-py then tries the next server), so it is repeated
+    until the attempt has ended."""
+    while not attempt.done():
+        attempt.cancel()
+        await asyncio.wait({attempt}, timeout=0.1)
+    if not attempt.cancelled() and attempt.exception() is None:
+        with contextlib.suppress(Exception):
+            await attempt.result().close()
+
+
+class LoopThread(threading.Thread):
+    """A daemon thread that runs ``main()`` in an event loop of its own until ``stop()``.
+
+    ``stop()`` may come at any moment, also before the thread has made its loop: it is then
+    remembered and the thread ends as soon as it starts, instead of running on unstopped."""
+
+    def __init__(self, name: str):
+        super().__init__(name=name, daemon=True)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.stopping: asyncio.Event | None = None
+        self._stop_asked = threading.Event()
+
+    def run(self) -> None:
+        asyncio.run(self._run())
+
+    async def _run(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.stopping = asyncio.Event()
+        if self._stop_asked.is_set():  # asked before the loop existed
+            self.stopping.set()
+        await self.main()
+
+    async def main(self) -> None:
+        raise NotImplementedError
+
+    def stop(self, timeout: float = 10) -> None:
+        self._stop_asked.set()
+        loop, stopping = self.loop, self.stopping
+        if loop is not None and stopping is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(stopping.set)
+        if self.is_alive():
+            self.join(timeout)

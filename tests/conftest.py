@@ -29,6 +29,27 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# The registry's background threads. One left running after its test works on the next test's
+# rows (the database is shared), publishing them to a NATS server that test never reads.
+BACKGROUND_THREADS = {
+    "nats-worker", "provisioner", "outbox-sender", "stuck-checker", "outbox-listener"
+}  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def no_background_thread_outlives_its_test():
+    yield
+
+    def running():
+        return sorted(t.name for t in threading.enumerate() if t.name in BACKGROUND_THREADS)
+
+    for _ in range(50):  # a thread told to stop may take a moment to end
+        if not running():
+            return
+        threading.Event().wait(0.1)
+    pytest.fail(f"background threads still running after the test: {running()}")
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory) -> str:
     url = os.environ.get("REGISTRY_TEST_DATABASE_URL")

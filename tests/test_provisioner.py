@@ -612,6 +612,79 @@ def test_an_invalid_message_is_reported_failed_and_the_provisioner_goes_on(
     ]
 
 
+# --- 5b. delivery: a workflow slower than the ack wait, a "try again" that was lost ---------------
+
+ACK_WAIT = 1.6  # seconds, in these tests; 20 by default
+
+
+@pytest.fixture
+def quick_acks(nats_app):
+    """A provisioner whose messages come back after ``ACK_WAIT`` seconds without word.
+    Named before ``provisioner`` in a test, so it is set before the consumer is made."""
+    nats_app.config["PROVISIONER_ACK_WAIT_SECONDS"] = ACK_WAIT
+
+
+def test_a_workflow_slower_than_the_ack_wait_is_not_handed_out_again_while_it_runs(
+    quick_acks, provisioner, nats_app, nats_server, owner, admin, monkeypatch
+):
+    from registry.provisioner import worker
+
+    running, finish = threading.Event(), threading.Event()
+    original = worker.workflow.run
+
+    def slow_run(*args, **kwargs):
+        running.set()
+        finish.wait(WAIT)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(worker.workflow, "run", slow_run)
+    req = approve(owner, admin)
+    assert running.wait(WAIT)
+
+    async def another_taker(js):
+        # Anyone else pulling from the same durable while the workflow runs, for three times
+        # the ack wait: the message is not handed out again (the provisioner says "in progress").
+        subscription = await js.pull_subscribe_bind(
+            durable=nats_app.config["PROVISIONER_DURABLE"], stream=nats_app.config["NATS_STREAM"]
+        )
+        try:
+            return await subscription.fetch(batch=1, timeout=3 * ACK_WAIT)
+        except (nats.errors.TimeoutError, TimeoutError):
+            return []
+
+    try:
+        assert run_async(another_taker, nats_server.url) == []
+    finally:
+        finish.set()
+    wait_for(req.id, "provisioned")
+
+
+def test_a_try_again_that_was_lost_comes_back_after_the_ack_wait(
+    quick_acks, provisioner, nats_app, owner, admin, monkeypatch
+):
+    from nats.aio.msg import Msg
+
+    from registry.provisioner import worker
+
+    original = worker.workflow.run
+    calls = []
+
+    def publishing_fails_once(*args, **kwargs):
+        calls.append(args[0]["workflow"])
+        if len(calls) == 1:  # a report could not be published: the workflow pauses
+            raise worker.ReportNotSent("NoStreamResponseError: nats: no response from stream")
+        return original(*args, **kwargs)
+
+    async def lost_nak(self, delay=None):  # the node the "try again" went to died with it
+        return None
+
+    monkeypatch.setattr(worker.workflow, "run", publishing_fails_once)
+    monkeypatch.setattr(Msg, "nak", lost_nak)
+    req = approve(owner, admin)
+    wait_for(req.id, "provisioned", timeout=10 * ACK_WAIT)
+    assert len(calls) == 2
+
+
 # --- 6. the real pipeline's way of listening: a plain NATS subscription ---------------------------
 
 

@@ -144,6 +144,9 @@ def processes_apart(app, database_url, is_postgres, tmp_path):
         process.wait(timeout=20)
     for log in logs:
         log.close()
+        # Shown in the report only when the test failed: what the processes said at the end.
+        tail = Path(log.name).read_text(errors="replace").splitlines()[-40:]
+        print(f"--- {Path(log.name).name} (last {len(tail)} lines)", *tail, sep="\n")
 
 
 def statuses(ids) -> Counter:

@@ -43,31 +43,17 @@ class ReportNotSent(Exception):
     """A status report could not be published: the messaging failed, not the workflow."""
 
 
-class ProvisionerWorker(threading.Thread):
+class ProvisionerWorker(natsutil.LoopThread):
     """Runs the reference provisioner in a daemon thread with its own event loop."""
 
     def __init__(self, app):
-        super().__init__(name="provisioner", daemon=True)
+        super().__init__(name="provisioner")
         self.app = app
         self.repo = repository(app)
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.stopping: asyncio.Event | None = None
         self.ready = threading.Event()
         self.runs: list[workflow.Run] = []
 
-    def run(self) -> None:
-        asyncio.run(self._main())
-
-    def stop(self, timeout: float = 10) -> None:
-        # The loop is closed once the thread has ended (stopped before, or never connected).
-        if self.loop is not None and self.stopping is not None and not self.loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                self.loop.call_soon_threadsafe(self.stopping.set)
-        self.join(timeout)
-
-    async def _main(self) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.stopping = asyncio.Event()
+    async def main(self) -> None:
         link = natsutil.new_link(self.app.config["NATS_URL"])
         nc = await natsutil.connect(
             self.app.config["NATS_URL"], "reference-provisioner", self.stopping, link
@@ -120,7 +106,7 @@ class ProvisionerWorker(threading.Thread):
                 name=durable,
                 durable_name=durable,
                 ack_policy=AckPolicy.EXPLICIT,
-                ack_wait=120,
+                ack_wait=self.app.config["PROVISIONER_ACK_WAIT_SECONDS"],
                 max_deliver=-1,
                 filter_subjects=subjects,
             ),
@@ -160,6 +146,7 @@ class ProvisionerWorker(threading.Thread):
                 raise ReportNotSent(f"{type(exc).__name__}: {exc}") from exc
 
         rules = workflow.rules_from(self.app.config["PROVISIONER_FAIL_RULES"])
+        heartbeat = asyncio.create_task(self._in_progress(msg))
         try:
             run = await asyncio.to_thread(workflow.run, message, self.repo, report, rules)
         except ReportNotSent as exc:
@@ -180,4 +167,15 @@ class ProvisionerWorker(threading.Thread):
             await publish(contract.FAILED, f"{type(exc).__name__}: {exc}")
         else:
             self.runs.append(run)
+        finally:
+            heartbeat.cancel()
         await msg.ack()
+
+    async def _in_progress(self, msg) -> None:
+        """While a workflow runs, tell NATS it is still being worked on, so it is not handed
+        out again however long the workflow takes."""
+        every = self.app.config["PROVISIONER_ACK_WAIT_SECONDS"] / 4
+        while True:
+            await asyncio.sleep(every)
+            with contextlib.suppress(Exception):  # NATS away: the next one may get through
+                await msg.in_progress()

@@ -13,38 +13,29 @@ from nats.errors import Error as NatsError
 from sqlalchemy.exc import OperationalError
 
 from ..extensions import database_error
-from ..natsutil import connect, new_link, sleep_unless
+from ..natsutil import LoopThread, connect, new_link, sleep_unless
 from . import bridge, relay
 from .stream import ensure_stream
 
 log = logging.getLogger(__name__)
 
 
-class NatsWorker(threading.Thread):
+class NatsWorker(LoopThread):
     """Connects (and reconnects), ensures the stream, then runs the relay and the bridge."""
 
     def __init__(self, app, relay: bool = True, bridge: bool = True):
-        super().__init__(name="nats-worker", daemon=True)
+        super().__init__(name="nats-worker")
         self.app = app
         self.relay, self.bridge = relay, bridge
         self.link = new_link(app.config["NATS_URL"])
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.stopping: asyncio.Event | None = None
         self.ready = threading.Event()  # connected, stream ensured, consumer bound
         self.bridge_pending: int | None = None  # reports waiting in the stream, last we asked
 
-    def run(self) -> None:
-        asyncio.run(self._main())
-
     def stop(self, timeout: float = 10) -> None:
-        if self.loop is not None and self.stopping is not None and not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(self.stopping.set)
-        relay.wake.set()
-        self.join(timeout)
+        relay.wake.set()  # the relay loop waits on it in a thread of its own
+        super().stop(timeout)
 
-    async def _main(self) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.stopping = asyncio.Event()
+    async def main(self) -> None:
         nc = await connect(
             self.app.config["NATS_URL"],
             "product-registry",
