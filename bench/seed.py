@@ -6,7 +6,7 @@ rejected, the newest pending), an edit for 18% of them (the newest pending), eve
 its timeline (about ten events when provisioned): for 100,000 products that is about 118,000
 requests and a million events. A "busy" user owns 60 products. Everyone's password is "bench".
 
-The database must be migrated and hold the reference data (``flask --app registry init-db``).
+A database that does not exist yet is made, migrated and given the reference data first.
 
     python bench/seed.py --products 100000 \
         --database-url postgresql://postgres@127.0.0.1:5432/registry_bench
@@ -331,11 +331,24 @@ def seed(database_url: str, products: int, pending: int = 2000, seed_value: int 
     }
 
 
+def prepare(database_url: str) -> None:
+    """Make the database if it does not exist, then migrate it and add the reference data."""
+    from bench import common
+
+    url = database_url.replace("postgresql+psycopg://", "postgresql://")
+    server, name = url.rsplit("/", 1)
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+    common.make_app(database_url, "nats://127.0.0.1:1")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--products", type=int, default=100_000)
     args = parser.parse_args()
+    prepare(args.database_url)
     made = seed(args.database_url, args.products)
     print(json.dumps(made, indent=2, default=str))
 
