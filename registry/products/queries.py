@@ -4,7 +4,7 @@ from sqlalchemy import select, true, union
 from sqlalchemy.orm import joinedload, selectinload
 
 from ..extensions import db
-from ..pagination import paginate
+from ..pagination import Page
 from .models import Product, ProductContact, ProductNamespace
 
 
@@ -19,11 +19,14 @@ def visible_to(user):
 
 def belongs_to(user):
     """A where-clause: products ``user`` created or is a contact of (each through its index)."""
-    return Product.id.in_(
-        union(
-            select(Product.id).where(Product.created_by_id == user.id),
-            select(ProductContact.product_id).where(ProductContact.email == user.email),
-        ).scalar_subquery()
+    return Product.id.in_(_ids_of(user).scalar_subquery())
+
+
+def _ids_of(user):
+    """The ids of the products ``user`` created or is a contact of."""
+    return union(
+        select(Product.id.label("id")).where(Product.created_by_id == user.id),
+        select(ProductContact.product_id).where(ProductContact.email == user.email),
     )
 
 
@@ -37,15 +40,26 @@ def product_options():
     )
 
 
-def for_user(user, page: int = 1, per_page: int = 50):
-    """The products a user created or is a contact of, newest first, a page at a time."""
-    query = (
-        select(Product)
-        .where(belongs_to(user))
-        .options(selectinload(Product.cluster))
-        .order_by(Product.id.desc())
-    )
-    return paginate(query, page, per_page)
+def for_user(user, page: int = 1, per_page: int = 50) -> Page:
+    """The products a user created or is a contact of, newest first, a page at a time.
+
+    Their ids first (two index scans, a few hundred ids at most), which give the count and the
+    page; then that page's products. One statement for both let the planner walk every product
+    backwards by id, betting the user's few would turn up early (54 ms at 100,000 products)."""
+    mine = _ids_of(user).subquery()
+    ids = list(db.session.scalars(select(mine.c.id).order_by(mine.c.id.desc())))
+    page = max(1, page)
+    page_ids = ids[(page - 1) * per_page : page * per_page]
+    items = []
+    if page_ids:
+        query = (
+            select(Product)
+            .where(Product.id.in_(page_ids))
+            .options(selectinload(Product.cluster))
+            .order_by(Product.id.desc())
+        )
+        items = list(db.session.scalars(query))
+    return Page(items, page, per_page, len(ids), False)
 
 
 def get_visible(licence_plate: str, user) -> Product | None:
@@ -70,6 +84,8 @@ def product_page(product: Product, requests: list) -> dict:
     active = next((r for r in requests if r.is_active), None)
     pending_changes = []
     if active is not None and active.type == RequestType.EDIT:
+        # Its records, in one statement (the list left them in the database).
+        db.session.refresh(active, ["original_data", "requested_data", "decision_data"])
         pending_changes = changes.diff(active.original_data, active.granted_data)
     built = any(
         r.type == RequestType.CREATE and r.status == RequestStatus.PROVISIONED for r in requests
