@@ -144,5 +144,5 @@ class LoopThread(threading.Thread):
         if loop is not None and stopping is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 loop.call_soon_threadsafe(stopping.set)
-        if self.is_alive():
+        if self.is_alive() and threading.current_thread() is not self:
             self.join(timeout)

@@ -59,6 +59,9 @@ class NatsWorker(LoopThread):
         finally:
             for task in tasks:
                 task.cancel()
+            # The relay may be waiting for a wake in a thread of its own, which no cancel
+            # reaches: release it, or the loop's shutdown waits for its poll to run out.
+            relay.wake.set()
             await asyncio.gather(*tasks, return_exceptions=True)
             await nc.close()
 
