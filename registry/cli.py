@@ -87,6 +87,7 @@ def register(app) -> None:
         if app.config["DEV_MAILBOX"]:
             click.echo(f"Mailbox:  http://{host}:{port}/dev/mailbox")
         background.start(app)
+        worker = None
         if provisioner:
             worker = ProvisionerWorker(app)
             worker.start()
@@ -96,8 +97,15 @@ def register(app) -> None:
                 f"Play the provisioner: REGISTRY_NATS_URL={app.config['NATS_URL']}"
                 " flask --app registry provisioner-report PLATE CLUSTER STEP"
             )
-        # run_simple, not app.run: the flask CLI ignores app.run() inside a command.
-        run_simple(host, port, app, threaded=True)
+        try:
+            # run_simple, not app.run: the flask CLI ignores app.run() inside a command.
+            run_simple(host, port, app, threaded=True)
+        finally:
+            # Stopped while the nats-server still runs (atexit stops it later): a relay
+            # waiting for its next poll is woken, not waited for.
+            if worker is not None:
+                worker.stop()
+            background.stop()
 
     @app.cli.command("init-db")
     def init_db():
