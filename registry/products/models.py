@@ -78,7 +78,8 @@ class Product(db.Model):
     # The name folded for search (lower case, no accents): set with the name, never by hand.
     search_name: Mapped[str] = mapped_column(String(80), default="", server_default="")
     description: Mapped[str] = mapped_column(String(512))
-    ministry_code: Mapped[str] = mapped_column(ForeignKey("ministries.code"))
+    # Indexed: All requests filters by ministry (without it, a scan of every product).
+    ministry_code: Mapped[str] = mapped_column(ForeignKey("ministries.code"), index=True)
     cluster_name: Mapped[str] = mapped_column(ForeignKey("clusters.name"))
     status: Mapped[str] = mapped_column(String(20), default=ProductStatus.REQUESTED.value)
     created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
