@@ -18,7 +18,9 @@ def _queue_page(**context):
     page = queries.pending_queue(
         request.args.get("page", 1, type=int), current_app.config["PAGE_SIZE"]
     )
-    return {"page": page, "pending_count": page.total, "errors": {}, **_options(), **context}
+    # The queue shows no quota lists (the grant form is loaded when opened): no quota options.
+    blocker = {"decision_blocker": request_services.decision_blocker}
+    return {"page": page, "pending_count": page.total, "errors": {}, **blocker, **context}
 
 
 def _options() -> dict:

@@ -97,23 +97,26 @@ def active_for_products(product_ids: list[int]) -> dict[int, Request]:
     return {r.product_id: r for r in db.session.scalars(query)}
 
 
-def pending_queue(page: int, per_page: int):
-    """Pending requests, oldest first: the super admins' queue."""
+def pending_queue(page: int, per_page: int) -> Page:
+    """Pending requests, oldest first: the super admins' queue. Four statements whatever the
+    page: the count; the page's requests with their products, clusters and requesters joined
+    in; the products' contacts; the requests' events (an edit shows its submission's note)."""
+    page = max(1, page)
     query = (
         select(Request)
         .where(Request.status == RequestStatus.PENDING.value)
-        # What the queue shows: the product with its contacts and cluster, who asked, and the
-        # submission's note; the asked-for quotas come from the request's own record.
         .options(
-            selectinload(Request.product).options(
-                selectinload(Product.contacts), selectinload(Product.cluster)
+            joinedload(Request.product).options(
+                joinedload(Product.cluster), selectinload(Product.contacts)
             ),
-            selectinload(Request.requested_by),
+            joinedload(Request.requested_by),
             selectinload(Request.events),
         )
         .order_by(Request.created_at, Request.id)
+        .limit(per_page)
+        .offset((page - 1) * per_page)
     )
-    return paginate(query, page, per_page)
+    return Page(list(db.session.scalars(query)), page, per_page, pending_count(), False)
 
 
 def decided_among(ids: list[int]) -> list[Request]:
@@ -224,7 +227,7 @@ def history(filters: HistoryFilters, page: int, per_page: int):
             .where(Request.id.in_(page_ids))
             .options(
                 contains_eager(Request.product),
-                selectinload(Request.requested_by),
+                joinedload(Request.requested_by),
                 *LEAVE_RECORDS,
             )
             .order_by(Request.id.desc())
