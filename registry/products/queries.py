@@ -5,7 +5,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from ..extensions import db
 from ..pagination import Page
-from .models import Product, ProductContact, ProductNamespace
+from .models import Product, ProductContact
 
 
 def visible_to(user):
@@ -33,7 +33,7 @@ def _ids_of(user):
 def product_options():
     return (
         selectinload(Product.contacts),
-        selectinload(Product.namespaces).joinedload(ProductNamespace.product),
+        selectinload(Product.namespaces),
         # Many-to-one: joined into the product's own query, not a round trip each.
         joinedload(Product.ministry),
         joinedload(Product.cluster),

@@ -29,7 +29,7 @@ def get_visible(request_id: int, user) -> Request | None:
     emailed about it before the change makes them the product's)."""
     options = (
         *request_options(),
-        selectinload(Request.events).selectinload(RequestEvent.actor),
+        selectinload(Request.events).joinedload(RequestEvent.actor),
         selectinload(Request.targets),
     )
     query = (
@@ -314,15 +314,15 @@ PRODUCT_HISTORY_PAGE = 25
 
 def product_history(product_id: int, page: int, per_page: int = PRODUCT_HISTORY_PAGE):
     """Every event of every request of a product in one timeline, newest first, a page at a
-    time: each entry with its request (kind, id) and who acted. Three statements whatever the
-    length: the count, the page of events with their requests, their actors."""
+    time: each entry with its request (kind, id) and who acted. Two statements whatever the
+    length: the count, and the page of events with their requests and actors joined."""
     query = (
         select(RequestEvent)
         .join(RequestEvent.request)
         .where(Request.product_id == product_id)
         .options(
             contains_eager(RequestEvent.request).options(*LEAVE_RECORDS),
-            selectinload(RequestEvent.actor),
+            joinedload(RequestEvent.actor),
         )
         .order_by(RequestEvent.id.desc())
     )
