@@ -69,8 +69,11 @@ async def connect(
     while not stopping.is_set():
         # With no limit on reconnects, nats-py's connect() itself retries until a server
         # answers, and never looks at ``stopping``: a stop waits for it no longer.
+        # The client is made here, not in nats.connect(), so that an attempt given up midway
+        # can still be closed: its half-open socket is not left to the garbage collector.
+        client = nats.NATS()
         attempt = asyncio.ensure_future(
-            nats.connect(
+            client.connect(
                 servers=servers(url),
                 name=name,
                 connect_timeout=2,
@@ -85,22 +88,23 @@ async def connect(
         await asyncio.wait({attempt, stopped}, return_when=asyncio.FIRST_COMPLETED)
         stopped.cancel()
         if stopping.is_set():
-            await _abandon(attempt)
+            await _abandon(attempt, client)
             return None
         try:
-            nc = attempt.result()
+            attempt.result()
         except Exception as exc:  # NATS away: keep trying, quietly
             link.down(f"{type(exc).__name__}: {exc}")
             await sleep_unless(stopping, delay)
             delay = min(delay * 2, RETRY_MAX_SECONDS)
         else:
             link.up()
-            return nc
+            return client
     return None
 
 
-async def _abandon(attempt: asyncio.Future) -> None:
-    """Cancel a connect() in progress, and close what it connected if it got there first.
+async def _abandon(attempt: asyncio.Future, client) -> None:
+    """Cancel a connect() in progress, then close its client, whether it had connected, was
+    still midway or had failed (``stopping`` is set: its callbacks report nothing).
 
     A cancellation can be lost (Python 3.11's ``wait_for`` swallows it when the connection is
     refused at the same moment, and nats-py then tries the next server), so it is repeated
@@ -108,9 +112,10 @@ async def _abandon(attempt: asyncio.Future) -> None:
     while not attempt.done():
         attempt.cancel()
         await asyncio.wait({attempt}, timeout=0.1)
-    if not attempt.cancelled() and attempt.exception() is None:
-        with contextlib.suppress(Exception):
-            await attempt.result().close()
+    if not attempt.cancelled():
+        attempt.exception()  # seen: not logged as never retrieved
+    with contextlib.suppress(Exception):
+        await client.close()
 
 
 class LoopThread(threading.Thread):

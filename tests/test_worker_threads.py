@@ -33,3 +33,44 @@ def test_a_thread_stopped_while_it_retries_ends(app, kind, tmp_path):
     thread.join(0.5)  # it is trying to connect by now
     thread.stop(timeout=3)
     assert not thread.is_alive()
+
+
+def test_a_connect_given_up_midway_closes_its_socket():
+    """A stop that comes while the client waits for the server's greeting: the half-open
+    connection is closed then, not left to the garbage collector (whose "unclosed transport"
+    warning then failed whichever test was running when it collected)."""
+    import asyncio
+    import gc
+    import warnings
+
+    from registry import natsutil
+
+    async def scenario():
+        accepted, hung_up = asyncio.Event(), asyncio.Event()
+
+        async def silent(reader, writer):  # accepts, and never sends NATS's INFO
+            accepted.set()
+            await reader.read()  # returns when the client closes its end
+            hung_up.set()
+            writer.close()
+
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        stopping = asyncio.Event()
+        connecting = asyncio.ensure_future(
+            natsutil.connect(f"nats://127.0.0.1:{port}", "test", stopping)
+        )
+        await asyncio.wait_for(accepted.wait(), 5)
+        stopping.set()
+        assert await asyncio.wait_for(connecting, 5) is None
+        # The client closed the connection when it gave up, not some time later.
+        await asyncio.wait_for(hung_up.wait(), 2)
+        server.close()
+        await server.wait_closed()
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        asyncio.run(scenario())
+        gc.collect()
+    unclosed = [w for w in caught if issubclass(w.category, ResourceWarning)]
+    assert not unclosed, [str(w.message) for w in unclosed]
