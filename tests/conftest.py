@@ -252,18 +252,68 @@ def mail_app(app, smtp_port):
     return app
 
 
+class InFlight:
+    """WSGI middleware that counts the requests the app is still answering (until their body
+    is written, when Flask has let go of the request's database connection), so a test can wait
+    for them before its engine is disposed."""
+
+    def __init__(self, app):
+        self.app = app
+        self.count = 0
+        self.changed = threading.Condition()
+
+    def __call__(self, environ, start_response):
+        with self.changed:
+            self.count += 1
+        try:
+            body = self.app(environ, start_response)
+        except BaseException:
+            self._done()
+            raise
+        return self._written(body)
+
+    def _written(self, body):
+        # A generator's finally runs when the server has taken the last chunk, or closes it.
+        try:
+            yield from body
+        finally:
+            try:
+                if hasattr(body, "close"):
+                    body.close()
+            finally:
+                self._done()
+
+    def _done(self) -> None:
+        with self.changed:
+            self.count -= 1
+            self.changed.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        with self.changed:
+            return self.changed.wait_for(lambda: self.count == 0, timeout)
+
+
 @pytest.fixture
 def live_server(app):
-    """The app served over HTTP on a free port, in a thread, for the browser."""
+    """The app served over HTTP on a free port, in a thread, for the browser.
+
+    At the end it waits for requests still being answered (a page's poll can be in flight when
+    the server stops): one still holding a database connection when the test's engine is
+    disposed would leave that connection to the garbage collector, which PostgreSQL's driver
+    warns of, in whichever later test it happens (and warnings fail tests)."""
     from werkzeug.serving import make_server
 
     port = free_port()
+    in_flight = InFlight(app.wsgi_app)
+    app.wsgi_app = in_flight
     server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{port}"
     server.shutdown()
     thread.join(timeout=5)
+    assert in_flight.wait_idle(timeout=10), f"{in_flight.count} requests still in flight"
+    app.wsgi_app = in_flight.app
 
 
 CHROMIUM_FLAGS = [
