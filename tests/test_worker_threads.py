@@ -8,6 +8,7 @@ from registry.provisioner.worker import ProvisionerWorker
 from registry.provisioning.worker import NatsWorker
 
 from .conftest import free_port
+from .support import in_a_thread
 
 
 @pytest.mark.parametrize("kind", [NatsWorker, ProvisionerWorker])
@@ -70,7 +71,8 @@ def test_a_connect_given_up_midway_closes_its_socket():
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ResourceWarning)
-        asyncio.run(scenario())
+        # In a thread: the browser tests' Playwright keeps a loop running on the main thread.
+        in_a_thread(asyncio.run, scenario())
         gc.collect()
     unclosed = [w for w in caught if issubclass(w.category, ResourceWarning)]
     assert not unclosed, [str(w.message) for w in unclosed]
