@@ -14,21 +14,17 @@ from . import bp
 QUEUE = "admin/queue.html"
 
 
+# What a queue item's template calls: why the signed-in super admin may not decide an item
+# (separation of duties), or None. The item shows no quota lists: the grant form, loaded when
+# opened, reads the quota options itself.
+QUEUE_ITEM = {"decision_blocker": request_services.decision_blocker}
+
+
 def _queue_page(**context):
     page = queries.pending_queue(
         request.args.get("page", 1, type=int), current_app.config["PAGE_SIZE"]
     )
-    # The queue shows no quota lists (the grant form is loaded when opened): no quota options.
-    blocker = {"decision_blocker": request_services.decision_blocker}
-    return {"page": page, "pending_count": page.total, "errors": {}, **blocker, **context}
-
-
-def _options() -> dict:
-    return {
-        "quota_options": reference.quota_options_by_kind(),
-        # Why the signed-in super admin may not decide an item (separation of duties), or None.
-        "decision_blocker": request_services.decision_blocker,
-    }
+    return {"page": page, "pending_count": page.total, "errors": {}, **QUEUE_ITEM, **context}
 
 
 def _granted_quotas() -> dict[str, dict[str, str]] | None:
@@ -76,7 +72,12 @@ def grant(request_id: int):
     req = queries.get_visible(request_id, current_user)
     if req is None or not req.is_pending or req.type != "edit":
         abort(404)
-    return render("admin/grant.html", block="grant_form", req=req, **_options())
+    return render(
+        "admin/grant.html",
+        block="grant_form",
+        req=req,
+        quota_options=reference.quota_options_by_kind(),
+    )
 
 
 @bp.get("/requests/<int:request_id>/whole")
@@ -155,7 +156,7 @@ def _with_error(request_id: int, message: str, comment: str, status: int):
             req=req,
             error=message,
             comment=comment,
-            **_options(),
+            **QUEUE_ITEM,
         )
     context = _queue_page(errors={request_id: message}, comments={request_id: comment})
     return render(QUEUE, status=status, **context)

@@ -286,7 +286,7 @@ def history(filters: HistoryFilters, page: int, per_page: int) -> Page:
     items = []
     if page_ids:
         query = _lines().where(Request.id.in_(page_ids)).order_by(Request.id.desc())
-        items = [RequestLine(*row) for row in db.session.execute(query)]
+        items = [RequestLine(**row._mapping) for row in db.session.execute(query)]
     capped = total > HISTORY_COUNT_LIMIT
     return Page(items, page, per_page, HISTORY_COUNT_LIMIT if capped else total, capped)
 
@@ -302,7 +302,7 @@ def history_rows(filters: HistoryFilters):
     while True:
         query = base if before is None else base.where(Request.id < before)
         chunk = db.session.execute(query.order_by(Request.id.desc()).limit(EXPORT_CHUNK)).all()
-        yield from (RequestLine(*row) for row in chunk)
+        yield from (RequestLine(**row._mapping) for row in chunk)
         if len(chunk) < EXPORT_CHUNK:
             return
         before = chunk[-1].id
