@@ -16,23 +16,27 @@ def test_an_open_queue_is_told_what_another_admin_decided(client, owner, admin, 
     db.session.commit()
     builders.login(client, admin)
     page = client.get("/admin/queue").get_data(as_text=True)
-    assert f"/admin/queue/updates?ids={first.id},{second.id}&amp;count=2" in page
+    # The poller asks about the items still on the page: each carries its id.
+    assert '/admin/queue/updates?count=2" hx-include="#queue .queue-item > input[name=ids]"' in page
+    for req in (first, second):
+        assert f'<input type="hidden" name="ids" value="{req.id}">' in page
 
-    ids = f"{first.id},{second.id}"
-    assert client.get(f"/admin/queue/updates?ids={ids}&count=2").status_code == 204
+    ids = f"ids={first.id}&ids={second.id}"  # as HTMX sends them
+    assert client.get(f"/admin/queue/updates?{ids}&count=2").status_code == 204
 
     services.decide(first.id, other_admin, approve=True)
     db.session.commit()
 
-    response = client.get(f"/admin/queue/updates?ids={ids}&count=2")
+    response = client.get(f"/admin/queue/updates?{ids}&count=2")
     assert response.status_code == 200
     body = response.get_data(as_text=True)
     assert f'id="queue-request-{first.id}" hx-swap-oob="true"' in body
     assert "Sam Second approved this request just now." in body
     assert f'id="queue-request-{second.id}"' not in body
     assert "1 pending" in body
-    # The poller comes back asking only about what is still pending, so the next poll is quiet.
-    assert f"ids={second.id}&amp;count=1" in body
+    # The marked item has no id left to send, and the poller comes back with the new count, so
+    # the next poll is quiet.
+    assert '/admin/queue/updates?count=1"' in body
     assert client.get(f"/admin/queue/updates?ids={second.id}&count=1").status_code == 204
 
 
@@ -85,6 +89,15 @@ def test_two_admins_in_two_browsers(app, live_server, browser, owner, admin, oth
     # The item left with the button that was pressed: focus is on what happened.
     expect(sam.locator("#queue-notice [role=status]")).to_be_focused()
     expect(sam.locator("#queue-notice [role=status]")).to_contain_text("Approved")
+    # Polls later, his own decision is still his: no "decided by someone else" about it.
+    with sam.expect_response(lambda r: "/admin/queue/updates" in r.url):
+        pass
+    with sam.expect_response(lambda r: "/admin/queue/updates" in r.url) as polled:
+        pass
+    assert f"ids={first.id}" not in polled.value.url
+    assert f"ids={second.id}" in polled.value.url
+    expect(sam.locator("#queue-notice")).to_contain_text("Approved")
+    expect(sam.locator("#queue-notice")).not_to_contain_text("someone else")
 
     # Ada's queue, untouched, learns of it without a reload: the item says who, and has no buttons.
     item = ada.locator(f"#queue-request-{first.id}")

@@ -50,7 +50,8 @@ def queue_updates():
     """What changed for the items an open queue shows, polled by the page: each one another admin
     decided (or its requester cancelled) is marked with who did what and when, and the count is
     brought up to date. 204 when nothing changed."""
-    shown = [int(i) for i in request.args.get("ids", "").split(",")[:200] if i.isdigit()]
+    asked = ",".join(request.args.getlist("ids"))  # ids=1&ids=2 from the page, or ids=1,2
+    shown = [int(i) for i in asked.split(",")[:200] if i.isdigit()]
     decided = queries.decided_among(shown)
     count = queries.pending_count()
     if not decided and request.args.get("count", type=int) == count:
@@ -60,7 +61,6 @@ def queue_updates():
         QUEUE,
         "queue_updates",
         decided=[(req, str(request_services.AlreadyDecided(req))) for req in decided],
-        still_pending=[i for i in shown if i not in {req.id for req in decided}],
         pending_count=count,
     )
 
