@@ -429,7 +429,16 @@ def test_a_super_admin_grants_other_quotas_with_a_reason_and_the_team_is_told(cl
     grant = {"decision": "approve", "quota-prod-cpu": BIGGER_CPU}
     refused = builders.post(client, url, grant, htmx=True)
     assert refused.status_code == 422, refused.get_data(as_text=True)
-    assert "Say why the granted quotas differ" in refused.get_data(as_text=True)
+    body = refused.get_data(as_text=True)
+    assert "Say why the granted quotas differ" in body
+    # The grant form comes back open with what was chosen, not what was asked.
+    assert '<details class="grant" open>' in body
+    assert f'<option value="{BIGGER_CPU}" selected>' in body
+    assert 'option value="cpu-request-4-limit-8" selected' not in body
+    # Without JavaScript, the queue comes back the same way.
+    whole = builders.post(client, url, grant)
+    assert whole.status_code == 422
+    assert f'<option value="{BIGGER_CPU}" selected>' in whole.get_data(as_text=True)
 
     approved = builders.post(client, url, {**grant, "comment": "4 cores once load tests show it."})
     assert approved.status_code == 303

@@ -111,3 +111,44 @@ def test_two_admins_in_two_browsers(app, live_server, browser, owner, admin, oth
     expect(ada.locator(f"#queue-request-{second.id}")).to_have_count(0)
     for page in pages:
         page.context.close()
+
+
+@pytest.mark.browser
+def test_a_refused_grant_keeps_the_chosen_quotas_and_grants_those(
+    app, live_server, browser, owner, admin
+):
+    """Approve with other quotas, without a reason, is refused: the form comes back open with
+    what the admin chose, so the next press grants that, not what was asked."""
+    from registry.requests.models import Request
+
+    from .test_browser import sign_in
+    from .test_day_two import BIGGER_CPU, changed, live_product
+
+    product = live_product(owner, admin)
+    asked = changed(product, quotas={"prod": {"cpu": "cpu-request-4-limit-8"}})
+    edit = services.submit_edit(product, asked, owner)
+    db.session.commit()
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page.set_default_timeout(10_000)
+    sign_in(page, live_server, admin)
+    page.goto(f"{live_server}/admin/queue")
+
+    item = page.locator(f"#queue-request-{edit.id}")
+    item.get_by_text("Approve with other quotas…").click()
+    item.get_by_label("prod cpu to grant").select_option(BIGGER_CPU)
+    item.get_by_role("button", name="Approve with these quotas").click()
+    error = item.locator(f"#grant-error-{edit.id}")
+    expect(error).to_contain_text("Say why the granted quotas differ")
+    expect(error).to_be_focused()
+    expect(item.locator("details.grant")).to_have_attribute("open", "")
+    expect(item.get_by_label("prod cpu to grant")).to_have_value(BIGGER_CPU)
+    expect(item.get_by_label("Reason for rejecting (sent to the team)")).to_have_value("")
+
+    item.get_by_label("Why these quotas (sent to the team)").fill("2 cores until load tests.")
+    item.get_by_role("button", name="Approve with these quotas").click()
+    expect(item).to_have_count(0)
+    db.session.expire_all()
+    decided = db.session.get(Request, edit.id)
+    assert decided.decision_data["namespaces"]["prod"]["cpu"] == BIGGER_CPU
+    assert decided.decision_comment == "2 cores until load tests."
+    page.context.close()

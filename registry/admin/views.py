@@ -97,9 +97,10 @@ def decide(request_id: int):
     if decision not in ("approve", "reject"):
         abort(400, "The decision must be approve or reject.")
     comment = request.form.get("comment", "")
+    granted = _granted_quotas()
     try:
         req = request_services.decide(
-            request_id, current_user, decision == "approve", comment, quotas=_granted_quotas()
+            request_id, current_user, decision == "approve", comment, quotas=granted
         )
         verb = "Approved" if decision == "approve" else "Rejected"
         message = f"{verb} {req.product.name} ({req.product.licence_plate})."
@@ -117,7 +118,7 @@ def decide(request_id: int):
     ) as exc:
         db.session.rollback()
         status = 403 if isinstance(exc, request_services.NotAllowed) else 422
-        return _with_error(request_id, str(exc), comment, status)
+        return _with_error(request_id, str(exc), comment, status, granted)
 
     if is_htmx():
         return render(
@@ -146,7 +147,14 @@ def _already_decided(request_id: int):
     return redirect_to(url_for("admin.queue"))
 
 
-def _with_error(request_id: int, message: str, comment: str, status: int):
+def _with_error(request_id: int, message: str, comment: str, status: int, granted=None):
+    """The item again with the error. A refused "approve with other quotas" comes back open with
+    the quotas the admin chose and their reason, so nothing they chose is lost or granted
+    differently by the next press."""
+    grant = {"quotas": granted, "comment": comment} if granted else None
+    if grant:
+        comment = ""  # the reason belongs to the grant form, not to the rejection's
+    options = {"quota_options": reference.quota_options_by_kind()} if grant else {}
     if is_htmx():
         req = queries.get_visible(request_id, current_user)
         return render(
@@ -156,7 +164,14 @@ def _with_error(request_id: int, message: str, comment: str, status: int):
             req=req,
             error=message,
             comment=comment,
+            grant=grant,
+            **options,
             **QUEUE_ITEM,
         )
-    context = _queue_page(errors={request_id: message}, comments={request_id: comment})
+    context = _queue_page(
+        errors={request_id: message},
+        comments={request_id: comment},
+        grants={request_id: grant} if grant else {},
+        **options,
+    )
     return render(QUEUE, status=status, **context)
