@@ -56,6 +56,8 @@ def test_a_team_changes_and_deletes_its_product_in_the_browser(
     screenshot(page, "change-form")
     page.get_by_role("button", name="Review the change").click()
     expect(page.get_by_role("heading", name="Check your change")).to_be_visible()
+    # The pressed button is gone: focus is on the step that took its place, not the page's top.
+    expect(page.locator("#review")).to_be_focused()
     expect(page.locator("#change-summary")).to_contain_text("Where and when the otters were seen.")
     screenshot(page, "change-review")
     page.get_by_role("button", name="Apply this change").click()

@@ -293,6 +293,15 @@ def test_nothing_changed_is_said_and_makes_no_request(client, owner, admin):
     )
     assert response.status_code == 422
     assert "Nothing was changed" in response.get_data(as_text=True)
+    # Sent from the page (HTMX): the form again with the message, which takes the focus.
+    response = builders.post(
+        client, f"/products/{product.licence_plate}/change", form_body(product), htmx=True
+    )
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert html.lstrip().startswith('<form id="change-form"')
+    assert "<html" not in html
+    assert 'role="alert" tabindex="-1" data-focus>Nothing was changed' in html
     assert len(requests_of(product.id)) == 1
 
 
@@ -318,6 +327,19 @@ def test_a_second_request_is_refused_with_a_link_to_the_open_one(client, owner, 
         form_body(product, description="Other words.", confirmed="yes"),
     )
     assert response.status_code == 409
+    # Sent from the page (HTMX), the refusal takes the form's place: no page inside the page.
+    for step in ({"confirmed": "yes"}, {}):
+        response = builders.post(
+            client,
+            f"/products/{product.licence_plate}/change",
+            form_body(product, description="Other words.", **step),
+            htmx=True,
+        )
+        assert response.status_code == 409
+        html = response.get_data(as_text=True)
+        assert "already has an open request" in html
+        assert f'href="/requests/{edit.id}"' in html
+        assert "<html" not in html and "<header" not in html and "<footer" not in html
     assert len(requests_of(product.id)) == 2
 
 

@@ -5,7 +5,7 @@ from sqlalchemy.exc import IntegrityError
 from ..auth.access import roles_required
 from ..auth.models import Role
 from ..extensions import db
-from ..htmx import redirect_to, render
+from ..htmx import is_htmx, redirect_to, render
 from ..inputs import validates_its_form
 from ..requests import queries as request_queries
 from ..requests import services as request_services
@@ -74,7 +74,7 @@ def _form_page(template: str, form, status: int = 200, **context):
 def new():
     form = ProductForm(user=current_user)
     if _step() == "edit":
-        return _form_page("products/new.html", form)
+        return _form_page("products/new.html", form, back=True)
     if form.validate_on_submit():
         if _step() == "review":
             return _form_page("products/new.html", form, review=True)
@@ -168,7 +168,10 @@ def _requestable(plate: str):
 
 def _refused(product, exc: request_services.RequestError, status: int = 409, **context):
     """Another request is open, or the product is not in a state for this one: the product
-    page, with the reason and a link to the open request."""
+    page, with the reason and a link to the open request. A form sent through HTMX gets the
+    reason in its place instead."""
+    if is_htmx():
+        return render_template("products/_refused_form.html", product=product, refusal=exc), status
     requests = request_queries.for_products([product.id])[product.id]
     return render(
         "products/detail.html",
@@ -201,7 +204,12 @@ def change(plate: str):
     if not changes:
         error = request_services.NothingChanged()
         return render(
-            "products/change.html", status=422, form=form, product=product, nothing=str(error)
+            "products/change.html",
+            block="form",
+            status=422,
+            form=form,
+            product=product,
+            nothing=str(error),
         )
     if request.form.get("confirmed") != "yes":
         return render(
@@ -287,7 +295,7 @@ def request_again(plate: str):
     if request.method == "GET":
         return render_template("products/new.html", **context)
     if _step() == "edit":
-        return _form_page("products/new.html", form, product=product, last=last)
+        return _form_page("products/new.html", form, product=product, last=last, back=True)
     if not form.validate_on_submit():
         return render("products/new.html", block="form", status=422, **context)
     if _step() == "review":
