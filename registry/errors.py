@@ -100,4 +100,42 @@ def register(app) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError):
         template = "_error_fragment.html" if is_htmx() else "error.html"
-        return render_template(template, error=exc, words=explain(exc)), 400
+        return render_template(template, error=exc, words=stale_form_words()), 400
+
+
+def stale_form_words() -> dict:
+    """A form whose token no longer matches the session: in words a person can act on, not
+    the token's. Most often the session ended (signed out in another tab, or unused too long);
+    else it was replaced by signing in again since the page was drawn."""
+    from flask import url_for
+    from flask_login import current_user
+
+    # Where to come back to: the page the form is on (HTMX says which, a browser's Referer).
+    page = request.headers.get("HX-Current-URL") or request.referrer or "/"
+    if not current_user.is_authenticated:
+        if is_htmx():  # the form, and what was typed in it, are still on the page
+            advice = "Sign in again in a new tab, then come back here and send it again."
+        else:
+            advice = "Sign in again, then send it again."
+        return {
+            "code": 400,
+            "heading": "You are signed out",
+            "reason": "Nothing was sent: you signed out in another tab, or the registry was"
+            " unused for a while",
+            "advice": advice,
+            "sign_in": url_for("auth.login", next=_local(page)),
+        }
+    return {
+        "code": 400,
+        "heading": "This page is out of date",
+        "reason": "Nothing was sent: you signed in again since this page was opened",
+        "advice": "Reload the page, then send it again.",
+    }
+
+
+def _local(url: str) -> str:
+    """The path and query of ``url``: sign-in only ever sends people back within the registry."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "") or "/"

@@ -291,3 +291,34 @@ def test_every_test_security_md_cites_exists():
         tree = ast.parse((root / f"{module}.py").read_text())
         names = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
         assert name in names, f"SECURITY.md cites {module}.py::{name}, which does not exist"
+
+
+def test_a_form_sent_after_signing_out_elsewhere_says_so_in_plain_words(client, owner):
+    builders.login(client, owner)
+    token = builders.csrf_token(client)
+    client.post("/logout", data={"csrf_token": token})  # another tab signs out
+    htmx = {"HX-Request": "true", "HX-Current-URL": "http://localhost/products/new"}
+    response = client.post("/products/new", data={"csrf_token": token}, headers=htmx)
+    assert response.status_code == 400
+    text = response.get_data(as_text=True)
+    assert text.startswith('<p class="flash flash-error" role="alert">You are signed out: Nothing')
+    assert "sign in again in a new tab" in text.lower()
+    assert 'href="/login?next=/products/new"' in text
+    assert "CSRF" not in text and ".." not in text
+    # Without JavaScript: the error page, with a way to sign in that comes back to the form.
+    page = client.post(
+        "/products/new",
+        data={"csrf_token": token},
+        headers={"Referer": "http://localhost/products/new"},
+    ).get_data(as_text=True)
+    assert "<h1>You are signed out</h1>" in page
+    assert 'href="/login?next=/products/new">Sign in</a>' in page
+
+
+def test_a_form_from_before_signing_in_again_is_out_of_date(client, owner):
+    builders.login(client, owner)
+    response = builders.post(client, "/products/new", {"csrf_token": "from-an-old-page"}, htmx=True)
+    assert response.status_code == 400
+    text = response.get_data(as_text=True)
+    assert "This page is out of date" in text and "Reload the page" in text
+    assert "CSRF" not in text

@@ -8,6 +8,8 @@ from flask import render_template_string
 
 from registry.filters import local_time
 
+from . import builders
+
 
 def stored(*args) -> datetime:
     """A time as the database keeps it: naive, in UTC."""
@@ -106,10 +108,18 @@ def test_the_500_page_still_answers_when_the_page_cannot_be_drawn(app, client, m
     assert "secret" not in response.get_data(as_text=True)
 
 
-def test_a_reason_a_view_gives_is_kept(client):
-    response = client.post("/logout")  # no CSRF token
+def test_a_reason_a_view_gives_is_kept(client, admin):
+    builders.login(client, admin)
+    response = builders.post(client, "/admin/requests/1/decision", {"decision": "maybe"})
     assert response.status_code == 400
-    assert "The CSRF token is missing." in response.get_data(as_text=True)
+    assert "The decision must be approve or reject." in response.get_data(as_text=True)
+
+
+def test_a_missing_token_is_told_without_its_jargon(client):
+    response = client.post("/logout")  # no CSRF token, nobody signed in
+    assert response.status_code == 400
+    text = response.get_data(as_text=True)
+    assert "You are signed out" in text and "CSRF token" not in text
 
 
 def test_the_footer_skip_link_and_sign_in_page(app, client):
