@@ -40,6 +40,19 @@ def test_an_open_queue_is_told_what_another_admin_decided(client, owner, admin, 
     assert client.get(f"/admin/queue/updates?ids={second.id}&count=1").status_code == 204
 
 
+def test_a_request_decided_elsewhere_says_who_decided_and_where_it_is_now(
+    client, owner, admin, other_admin
+):
+    req = builders.submit(owner)
+    services.decide(req.id, other_admin, approve=True)
+    req.status = "provisioned"  # the provisioner was quick
+    db.session.commit()
+    builders.login(client, admin)
+    body = client.get(f"/admin/queue/updates?ids={req.id}&count=1").get_data(as_text=True)
+    assert "Approved by Sam Second (now provisioned)" in body
+    assert "Provisioned by" not in body
+
+
 def test_a_cancelled_request_is_marked_as_cancelled(client, owner, admin):
     req = builders.submit(owner)
     db.session.commit()
