@@ -290,3 +290,13 @@ def test_the_history_runs_the_same_queries_however_long(client, owner, lived, co
     with count_queries() as counter:
         client.get(url)
     assert counter.count == before
+
+
+def test_support_with_no_products_is_pointed_to_what_they_can_read(client, support):
+    builders.login(client, support)
+    page = client.get("/products").get_data(as_text=True)
+    assert "You are not a contact of any product." in page
+    assert 'href="/history"' in page
+    # Nothing offers what support may not do.
+    assert 'href="/products/new"' not in page
+    assert client.get("/products/new").status_code == 403
