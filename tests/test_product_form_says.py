@@ -175,6 +175,7 @@ def test_the_form_says_what_each_cluster_and_quota_option_is(client, owner):
     assert quotas, "no quota help"
     for words in (
         "0.5 cores requested, 1.5 limit (default)",
+        "1 core requested, 2 limit;",
         "64 GiB requested, 128 GiB limit",
         "512 GiB block, file and capacity; 256 GiB backup",
         "5 volume snapshots",

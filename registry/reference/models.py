@@ -66,7 +66,8 @@ class QuotaOption(db.Model):
     def label(self) -> str:
         q = {k: f"{v:g}" if isinstance(v, float) else v for k, v in self.quotas.items()}
         if self.kind == "cpu":
-            return f"{q['requests']} cores requested, {q['limits']} limit"
+            cores = "core" if q["requests"] in (1, "1") else "cores"
+            return f"{q['requests']} {cores} requested, {q['limits']} limit"
         if self.kind == "memory":
             return f"{q['requests']} GiB requested, {q['limits']} GiB limit"
         if self.kind == "storage":
