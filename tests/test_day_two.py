@@ -486,6 +486,10 @@ def test_a_super_admin_grants_other_quotas_with_a_reason_and_the_team_is_told(cl
 
     provision(edit)
     assert {ns.environment: ns.cpu for ns in product.namespaces}["prod"] == BIGGER_CPU
+    # A done change reads "Applied" wherever it is listed, as on its product's page.
+    applied = '<span class="badge badge-provisioned">Applied</span>'
+    for url in (f"/requests/{edit.id}", "/history", f"/products/{product.licence_plate}"):
+        assert applied in client.get(url).get_data(as_text=True), url
 
 
 def test_a_provisioned_edit_becomes_the_live_product(owner, admin):

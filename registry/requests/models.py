@@ -175,10 +175,7 @@ class Request(db.Model):
 
     @property
     def outcome_label(self) -> str:
-        """The status, with a finished edit or delete said as what it did."""
-        if self.status == RequestStatus.PROVISIONED:
-            return {"create": "Provisioned", "edit": "Applied", "delete": "Deleted"}[self.type]
-        return self.status_label
+        return outcome_label(self.type, self.status)
 
     @property
     def type_label(self) -> str:
@@ -277,3 +274,11 @@ class RequestEvent(db.Model):
         if self.step:
             return STEP_LABELS.get(self.step, self.step)
         return RequestStatus(self.to_status).label
+
+
+def outcome_label(kind: str, status: str) -> str:
+    """The status, with a finished edit or delete said as what it did: every page that lists
+    requests says the same ("Applied", not "Provisioned", for a change)."""
+    if status == RequestStatus.PROVISIONED:
+        return {"create": "Provisioned", "edit": "Applied", "delete": "Deleted"}[kind]
+    return RequestStatus(status).label

@@ -11,7 +11,14 @@ from ..pagination import Page, paginate
 from ..products import queries as product_queries
 from ..products.models import Product, ProductContact
 from ..search import fold, parse_identifier
-from .models import ACTIVE_STATUSES, Request, RequestEvent, RequestStatus, RequestType
+from .models import (
+    ACTIVE_STATUSES,
+    Request,
+    RequestEvent,
+    RequestStatus,
+    RequestType,
+    outcome_label,
+)
 
 
 def request_options():
@@ -230,6 +237,10 @@ class RequestLine:
     @property
     def status_label(self) -> str:
         return RequestStatus(self.status).label
+
+    @property
+    def outcome_label(self) -> str:
+        return outcome_label(self.kind, self.status)
 
 
 # The All requests export: its columns, in order (a RequestLine's fields), and how many rows
