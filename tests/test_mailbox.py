@@ -2,6 +2,8 @@
 
 import re
 
+import pytest
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from registry.extensions import db
@@ -62,3 +64,33 @@ def test_an_address_is_matched_whole_not_as_a_part(client, owner):
     user = builders.make_user(email="a_b@example.com")
     builders.login(client, user)
     assert mailbox_ids(client) == set()
+
+
+@pytest.mark.browser
+def test_a_link_in_an_email_opens_the_registry_in_a_new_tab(app, live_server, page, owner):
+    """The HTML body is framed, and the registry refuses to be framed: its links open a tab."""
+    from .test_browser import sign_in
+
+    app.config["PUBLIC_URL"] = live_server
+    req = builders.submit(owner)
+    db.session.commit()
+    email_id = db.session.scalar(
+        select(OutboxEmail.id).where(
+            OutboxEmail.request_id == req.id, OutboxEmail.kind == "received"
+        )
+    )
+    sign_in(page, live_server, owner)
+    page.goto(f"{live_server}/dev/mailbox/{email_id}")
+    link = page.frame_locator("iframe.mail-html").get_by_role(
+        "link", name=f"Open request #{req.id} in the Product Registry"
+    )
+    with page.context.expect_page() as opened:
+        link.click()
+    tab = opened.value
+    tab.wait_for_load_state()
+    assert tab.url == f"{live_server}/requests/{req.id}"
+    expect(tab.locator("h1")).to_contain_text(req.product.name)
+    # The text body's addresses are links too.
+    expect(page.locator("pre.mail-text a").first).to_have_attribute(
+        "href", f"{live_server}/requests/{req.id}"
+    )

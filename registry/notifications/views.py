@@ -88,13 +88,21 @@ def mailbox_message(email_id: int):
     return render_template("notifications/message.html", email=_readable_email(email_id))
 
 
+NEW_TAB = '<base target="_blank">'
+
+
 @bp.get("/dev/mailbox/<int:email_id>/html")
 @dev_mailbox_only
 @login_required
 def mailbox_html(email_id: int):
     email = _readable_email(email_id)
     # Shown in a sandboxed iframe; the body was rendered with autoescaping, but keep scripts out.
-    response = current_app.response_class(email.body_html, mimetype="text/html")
+    # Its links open in a new tab (the registry refuses to be framed, so in the frame they
+    # would show a broken page); the frame's sandbox lets them, and nothing else.
+    html = email.body_html
+    body = html.find("<body")
+    html = html[:body] + NEW_TAB + html[body:] if body >= 0 else NEW_TAB + html
+    response = current_app.response_class(html, mimetype="text/html")
     # Email HTML carries inline styles (mail clients need them); nothing here can run a script,
     # and only the mailbox page of this site may frame it.
     response.headers["Content-Security-Policy"] = (
