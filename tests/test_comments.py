@@ -202,3 +202,47 @@ def test_a_failed_request_takes_comments_and_still_fails_the_same_way(client, te
     provisioning.resend(req.id, team["admin2"])
     db.session.commit()
     assert db.session.get(Request, pending.id).status == RequestStatus.APPROVED.value
+
+
+def test_the_live_block_closes_the_comment_form_and_the_old_flash_when_the_status_moves(
+    client, team, pending
+):
+    builders.login(client, team["requester"])
+    poll = {"HX-Request": "true"}
+    url = f"/requests/{pending.id}?shown=pending"
+    quiet = client.get(url, headers=poll).get_data(as_text=True)
+    assert 'hx-swap-oob="true"' not in quiet  # nothing moved: only the live block
+
+    services.decide(pending.id, team["admin"], approve=False, comment="Not this quarter.")
+    db.session.commit()
+    moved = client.get(url, headers=poll).get_data(as_text=True)
+    assert '<div id="flashes" hx-swap-oob="true"></div>' in moved
+    assert '<div id="comment-area" hx-swap-oob="true">' in moved
+    assert "Comments are closed: the request is rejected now." in moved
+    assert "Add the comment" not in moved
+    # The block comes back asking from the new status: the next poll is quiet again.
+    assert f"/requests/{pending.id}?shown=rejected" not in moved  # final: it stops asking
+    page = client.get(f"/requests/{pending.id}").get_data(as_text=True)
+    assert '<div id="comment-area">' in page and "Add the comment" not in page
+
+
+@pytest.mark.browser
+def test_a_request_page_left_open_follows_a_rejection(live_server, page, team, pending):
+    from playwright.sync_api import expect
+
+    from .test_browser import sign_in
+
+    sign_in(page, live_server, team["requester"])
+    page.goto(f"{live_server}/requests/{pending.id}")
+    expect(page.get_by_role("button", name="Add the comment")).to_be_visible()
+    # What sending it said ("…is with the super admins for review") stands for the old status.
+    page.evaluate(
+        "document.getElementById('flashes').innerHTML ="
+        " '<p class=\"flash flash-success\">With the super admins for review.</p>'"
+    )
+    services.decide(pending.id, team["admin"], approve=False, comment="Not this quarter.")
+    db.session.commit()
+    expect(page.locator("#request-summary .badge")).to_have_text("Rejected", timeout=10_000)
+    expect(page.locator("#flashes")).to_be_empty()
+    expect(page.get_by_role("button", name="Add the comment")).to_have_count(0)
+    expect(page.locator("#comment-area")).to_contain_text("Comments are closed")

@@ -31,7 +31,8 @@ def detail(request_id: int):
     req = queries.get_visible(request_id, current_user)
     if req is None:
         abort(404)
-    return _detail(req)
+    # The live block's poll says which status the page shows: a move from it updates the rest.
+    return _detail(req, shown=request.args.get("shown", "") if is_htmx() else "")
 
 
 @bp.post("/requests/<int:request_id>/comments")
