@@ -38,6 +38,20 @@ def local_time(when: datetime | None) -> str:
     return f"{local.day} {local:%b %Y, %H:%M} {local.tzname()}"
 
 
+def cluster_label(name: str | None) -> str:
+    """'silver' as 'Silver Hosting Tier': what the form called it."""
+    from .reference import services as reference
+
+    return reference.names()[0].get(name or "", name or "")
+
+
+def ministry_label(code: str | None) -> str:
+    """'CITZ' as "CITZ - Citizens' Services": what the form called it."""
+    from .reference import services as reference
+
+    return reference.names()[1].get(code or "", code or "")
+
+
 def quota(name: str) -> str:
     return quotas.describe(name)
 
@@ -89,6 +103,8 @@ def register(app) -> None:
     app.add_template_filter(age, "age")
     app.add_template_filter(local_time, "local_time")
     app.add_template_filter(quota, "quota")
+    app.add_template_filter(cluster_label, "cluster_label")
+    app.add_template_filter(ministry_label, "ministry_label")
     app.add_template_filter(change_rows, "change_rows")
     app.add_template_filter(diff, "diff")
     app.add_template_filter(asked_for, "asked_for")

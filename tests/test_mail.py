@@ -661,3 +661,19 @@ def test_the_development_mailbox_needs_a_login(client, app):
 def test_there_is_no_mailbox_when_mail_is_really_sent(client, mail_app, owner):
     builders.login(client, owner)
     assert client.get("/dev/mailbox").status_code == 404
+
+
+def test_emails_and_pages_name_the_ministry_and_cluster_as_the_form_did(client, owner, admin):
+    request = builders.submit(owner)
+    request_services.decide(request.id, admin, approve=True)
+    db.session.commit()
+    received, approved = row_for("received", request), row_for("approved", request)
+    for email in (received, approved):
+        assert "Ministry:                  CITZ - Citizens' Services" in email.body_text
+        assert "Cluster:                   Silver Hosting Tier" in email.body_text
+        assert "CITZ - Citizens&#39; Services" in email.body_html
+    assert "now being provisioned on\nSilver Hosting Tier;" in approved.body_text
+    builders.login(client, admin)
+    page = client.get(f"/admin/requests/{request.id}/whole").get_data(as_text=True)
+    assert "<dt>Ministry</dt><dd>CITZ - Citizens&#39; Services</dd>" in page
+    assert "<dt>Cluster</dt><dd>Silver Hosting Tier</dd>" in page

@@ -105,3 +105,18 @@ def filter_choices() -> tuple[list, list]:
         codes = [SimpleNamespace(code=m.code, name=m.name) for m in ministries()]
         cache.update(at=now, choices=(clusters, codes))
     return cache["choices"]
+
+
+def names() -> tuple[dict[str, str], dict[str, str]]:
+    """Every cluster's display name and every ministry's "CODE - Name", by cluster name and by
+    code (retired ones too: old requests name them), read at most every ``CHOICES_SECONDS``."""
+    cache = current_app.extensions.setdefault("reference.names", {"at": -1e9})
+    now = time.monotonic()
+    if now - cache["at"] > CHOICES_SECONDS:
+        clusters = dict(db.session.execute(select(Cluster.name, Cluster.display_name)).all())
+        ministry_names = {
+            code: f"{code} - {name}"
+            for code, name in db.session.execute(select(Ministry.code, Ministry.name))
+        }
+        cache.update(at=now, names=(clusters, ministry_names))
+    return cache["names"]
