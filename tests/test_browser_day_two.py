@@ -64,7 +64,7 @@ def test_a_team_changes_and_deletes_its_product_in_the_browser(
     expect(page).to_have_url(re.compile(r"/requests/\d+$"))
     edit_id = int(page.url.rsplit("/", 1)[1])
     expect(page.locator("#timeline")).to_contain_text("Submitted and approved automatically")
-    expect(page.locator("#request-summary .badge")).to_have_text("Provisioned", timeout=WAIT)
+    expect(page.locator("#request-summary .badge")).to_have_text("Applied", timeout=WAIT)
 
     # An increase waits in the queue with its diff; a super admin approves it there.
     page.goto(f"{live_server}/products/{plate}/change")
@@ -88,7 +88,7 @@ def test_a_team_changes_and_deletes_its_product_in_the_browser(
     item.get_by_role("button", name="Approve", exact=True).click()
     expect(item).to_have_count(0)
     reviewer.context.close()
-    expect(page.locator("#request-summary .badge")).to_have_text("Provisioned", timeout=WAIT)
+    expect(page.locator("#request-summary .badge")).to_have_text("Applied", timeout=WAIT)
     page.goto(f"{live_server}/products/{plate}")
     expect(page.locator("table.quotas")).to_contain_text("2 cores, limit 4")
 
@@ -107,7 +107,7 @@ def test_a_team_changes_and_deletes_its_product_in_the_browser(
     item.get_by_role("button", name="Approve", exact=True).click()
     expect(item).to_have_count(0)
     reviewer.context.close()
-    expect(page.locator("#request-summary .badge")).to_have_text("Provisioned", timeout=WAIT)
+    expect(page.locator("#request-summary .badge")).to_have_text("Deleted", timeout=WAIT)
     page.goto(f"{live_server}/products/{plate}")
     expect(page.locator(".page-head .badge")).to_have_text("Deleted")
     expect(page.locator(".product-state")).to_contain_text("read-only")
