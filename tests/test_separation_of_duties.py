@@ -139,3 +139,27 @@ def test_nobody_decides_their_own_request_even_with_separate_duties_off(app, cli
     response = builders.post(client, f"/admin/requests/{req.id}/decision", {"decision": "approve"})
     assert response.status_code == 403
     assert status_of(req.id) == RequestStatus.PENDING
+
+
+def test_a_pending_request_page_leads_a_super_admin_to_its_place_in_the_queue(
+    app, client, owner, admin, owned_by_admin
+):
+    app.config["PAGE_SIZE"] = 2
+    second, third = builders.submit(owner), builders.submit(owner)
+    db.session.commit()
+    builders.login(client, admin)
+    page = client.get(f"/requests/{third.id}").get_data(as_text=True)
+    assert f'href="/admin/queue?page=2#queue-request-{third.id}" id="decide-link"' in page
+    page = client.get(f"/requests/{second.id}").get_data(as_text=True)
+    assert f'href="/admin/queue#queue-request-{second.id}" id="decide-link"' in page
+    # Not one this admin may decide: why, instead of the way to the buttons.
+    page = client.get(f"/requests/{owned_by_admin.id}").get_data(as_text=True)
+    assert 'id="decide-link"' not in page
+    assert "You are the product owner of this product" in page
+    # Decided, or read by its team: no way to the queue.
+    services.decide(second.id, admin, approve=True)
+    db.session.commit()
+    assert 'id="decide-link"' not in client.get(f"/requests/{second.id}").get_data(as_text=True)
+    team = app.test_client()
+    builders.login(team, owner)
+    assert 'id="decide-link"' not in team.get(f"/requests/{third.id}").get_data(as_text=True)

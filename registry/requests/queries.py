@@ -3,7 +3,7 @@
 from dataclasses import dataclass, fields
 from datetime import datetime
 
-from sqlalchemy import ARRAY, Integer, any_, cast, func, or_, select, union
+from sqlalchemy import ARRAY, Integer, and_, any_, cast, func, or_, select, union
 from sqlalchemy.orm import aliased, contains_eager, defer, joinedload, selectinload
 
 from ..extensions import db
@@ -139,6 +139,22 @@ def decided_among(ids: list[int]) -> list[Request]:
             .order_by(Request.id)
         )
     )
+
+
+def queue_page_of(req: Request, per_page: int) -> int:
+    """The review queue's page that shows ``req`` (pending, oldest first)."""
+    ahead = db.session.scalar(
+        select(func.count())
+        .select_from(Request)
+        .where(
+            Request.status == RequestStatus.PENDING.value,
+            or_(
+                Request.created_at < req.created_at,
+                and_(Request.created_at == req.created_at, Request.id < req.id),
+            ),
+        )
+    )
+    return ahead // per_page + 1
 
 
 def pending_count() -> int:

@@ -1,4 +1,4 @@
-from flask import abort, flash, render_template, request, url_for
+from flask import abort, current_app, flash, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from ..extensions import db
@@ -13,6 +13,14 @@ def _detail(req, status: int = 200, **context):
     # Approved but not yet with the provisioner: say why, if its messages cannot reach NATS.
     unsent = health.unsent_messages(req.id) if req.status == "approved" else (0, None)
     context.setdefault("may_comment", services.comment_blocker(req, current_user) is None)
+    if req.is_pending and current_user.is_super_admin:
+        # Where to decide it: the queue's page with it, or why this admin may not.
+        context["decide_blocker"] = services.decision_blocker(req, current_user)
+        if not context["decide_blocker"]:
+            page = queries.queue_page_of(req, current_app.config["PAGE_SIZE"])
+            context["queue_url"] = url_for(
+                "admin.queue", page=page if page > 1 else None, _anchor=f"queue-request-{req.id}"
+            )
     return render(
         "requests/detail.html",
         block="live",
