@@ -611,6 +611,9 @@ def test_request_again_starts_from_the_rejected_request_and_keeps_the_plate(clie
     db.session.commit()
     plate = req.product.licence_plate
     builders.login(client, owner)
+    # Never built: its page says when it was asked for, not that it was created.
+    product_page = client.get(f"/products/{plate}").get_data(as_text=True)
+    assert "<dt>First requested</dt>" in product_page and "<dt>Created</dt>" not in product_page
 
     form = client.get(f"/products/{plate}/request-again").get_data(as_text=True)
     assert 'value="Fish ladders"' in form
