@@ -52,6 +52,21 @@ def ministry_label(code: str | None) -> str:
     return reference.names()[1].get(code or "", code or "")
 
 
+def above_defaults(data: dict) -> list[str]:
+    """A new product's quotas that are not the defaults, in words: 'prod CPU 2 cores, limit 4'
+    (what a reviewer would otherwise have to open the whole request to see)."""
+    from .reference import services as reference
+    from .requests.changes import QUOTA_LABELS
+
+    defaults = reference.kept_default_quotas()
+    return [
+        f"{env} {QUOTA_LABELS.get(kind, kind)} {quotas.describe(name)}"
+        for env, kinds in (data or {}).get("namespaces", {}).items()
+        for kind, name in kinds.items()
+        if defaults.get(kind) not in (None, name)
+    ]
+
+
 def quota(name: str) -> str:
     return quotas.describe(name)
 
@@ -103,6 +118,7 @@ def register(app) -> None:
     app.add_template_filter(age, "age")
     app.add_template_filter(local_time, "local_time")
     app.add_template_filter(quota, "quota")
+    app.add_template_filter(above_defaults, "above_defaults")
     app.add_template_filter(cluster_label, "cluster_label")
     app.add_template_filter(ministry_label, "ministry_label")
     app.add_template_filter(change_rows, "change_rows")

@@ -677,3 +677,21 @@ def test_emails_and_pages_name_the_ministry_and_cluster_as_the_form_did(client, 
     page = client.get(f"/admin/requests/{request.id}/whole").get_data(as_text=True)
     assert "<dt>Ministry</dt><dd>CITZ - Citizens&#39; Services</dd>" in page
     assert "<dt>Cluster</dt><dd>Silver Hosting Tier</dd>" in page
+
+
+def test_reviewers_see_a_new_products_quotas_above_the_defaults(client, owner, admin):
+    from tests.builders import DEFAULT_QUOTAS
+
+    plain = builders.submit(owner)
+    quotas = {env: dict(DEFAULT_QUOTAS) for env in ("tools", "dev", "test", "prod")}
+    quotas["prod"]["cpu"] = "cpu-request-2-limit-4"
+    bigger = builders.submit(owner, quotas=quotas)
+    db.session.commit()
+    assert "Quotas: the defaults." in row_for("awaiting_review", plain).body_text
+    email = row_for("awaiting_review", bigger)
+    assert "Quotas: above the defaults: prod CPU 2 cores, limit 4." in email.body_text
+    assert "<strong>above the defaults:</strong> prod CPU 2 cores, limit 4" in email.body_html
+    builders.login(client, admin)
+    queue = client.get("/admin/queue").get_data(as_text=True)
+    assert "<dt>Quotas</dt><dd>the defaults</dd>" in queue
+    assert "<strong>above the defaults:</strong> prod CPU 2 cores, limit 4</dd>" in queue

@@ -92,31 +92,41 @@ def default_quotas() -> dict[str, str]:
 CHOICES_SECONDS = 60
 
 
+def _kept(name: str, read):
+    """What ``read()`` returns, read at most every ``CHOICES_SECONDS`` per process (per app)."""
+    cache = current_app.extensions.setdefault(f"reference.{name}", {"at": -1e9})
+    now = time.monotonic()
+    if now - cache["at"] > CHOICES_SECONDS:
+        cache.update(at=now, value=read())
+    return cache["value"]
+
+
 def filter_choices() -> tuple[list, list]:
     """The clusters and ministries of All requests' filters, as plain values, read from the
     database at most every ``CHOICES_SECONDS`` per process instead of on every page."""
-    cache = current_app.extensions.setdefault("reference.choices", {"at": -1e9})
-    now = time.monotonic()
-    if now - cache["at"] > CHOICES_SECONDS:
+
+    def read():
         clusters = [
             SimpleNamespace(name=c.name, display_name=c.display_name)
             for c in requestable_clusters(include_lab=True)
         ]
-        codes = [SimpleNamespace(code=m.code, name=m.name) for m in ministries()]
-        cache.update(at=now, choices=(clusters, codes))
-    return cache["choices"]
+        return clusters, [SimpleNamespace(code=m.code, name=m.name) for m in ministries()]
+
+    return _kept("choices", read)
+
+
+def kept_default_quotas() -> dict[str, str]:
+    """default_quotas(), read at most every ``CHOICES_SECONDS`` per process."""
+    return _kept("defaults", default_quotas)
 
 
 def names() -> tuple[dict[str, str], dict[str, str]]:
     """Every cluster's display name and every ministry's "CODE - Name", by cluster name and by
     code (retired ones too: old requests name them), read at most every ``CHOICES_SECONDS``."""
-    cache = current_app.extensions.setdefault("reference.names", {"at": -1e9})
-    now = time.monotonic()
-    if now - cache["at"] > CHOICES_SECONDS:
+
+    def read():
         clusters = dict(db.session.execute(select(Cluster.name, Cluster.display_name)).all())
-        ministry_names = {
-            code: f"{code} - {name}"
-            for code, name in db.session.execute(select(Ministry.code, Ministry.name))
-        }
-        cache.update(at=now, names=(clusters, ministry_names))
-    return cache["names"]
+        codes = select(Ministry.code, Ministry.name)
+        return clusters, {code: f"{code} - {name}" for code, name in db.session.execute(codes)}
+
+    return _kept("names", read)
