@@ -157,7 +157,7 @@ class ProductForm(SubmitOnce, FlaskForm):
         # own name is not "another product's".
         self.own_plate: str | None = None
         self.ministry.choices = [("", "Choose a ministry")] + [
-            (m.code, f"{m.code} - {m.name}") for m in reference.ministries()
+            (m.code, reference.ministry_label(m.code, m.name)) for m in reference.ministries()
         ]
         self.clusters = {c.name: c for c in reference.requestable_clusters(include_lab=True)}
         self.cluster.choices = [

@@ -64,6 +64,12 @@ def get_cluster(name: str) -> Cluster | None:
     return db.session.get(Cluster, name)
 
 
+def ministry_label(code: str, name: str) -> str:
+    """How the registry names a ministry: "CITZ - Citizens' Services" (the form's choices, the
+    emails, the queue)."""
+    return f"{code} - {name}"
+
+
 def ministries() -> list[Ministry]:
     return list(
         db.session.scalars(
@@ -127,6 +133,7 @@ def names() -> tuple[dict[str, str], dict[str, str]]:
     def read():
         clusters = dict(db.session.execute(select(Cluster.name, Cluster.display_name)).all())
         codes = select(Ministry.code, Ministry.name)
-        return clusters, {code: f"{code} - {name}" for code, name in db.session.execute(codes)}
+        labels = {code: ministry_label(code, name) for code, name in db.session.execute(codes)}
+        return clusters, labels
 
     return _kept("names", read)

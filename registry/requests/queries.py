@@ -251,10 +251,6 @@ class RequestLine:
         return RequestType(self.kind).label
 
     @property
-    def status_label(self) -> str:
-        return RequestStatus(self.status).label
-
-    @property
     def outcome_label(self) -> str:
         return outcome_label(self.kind, self.status)
 
