@@ -159,7 +159,7 @@ def seed(database_url: str, products: int, pending: int = 2000, seed_value: int 
                 for email, name, role in users:
                     copy.write_row((user_ids[email], email, name, password, role, True, start))
 
-            product_rows, contact_rows, namespace_rows = [], [], []
+            product_rows, contact_rows, namespace_rows, history_rows = [], [], [], []
             request_rows, event_rows = [], []
             contact_id = namespace_id = request_id = event_id = 0
             sample = {}
@@ -206,7 +206,12 @@ def seed(database_url: str, products: int, pending: int = 2000, seed_value: int 
                         continue
                     contact_id += 1
                     first, last = rng.choice(FIRST), rng.choice(LAST)
-                    contact_rows.append((contact_id, pid, role, first, last, email))
+                    contact_rows.append(
+                        (contact_id, pid, role, first, last, email, user_ids.get(email))
+                    )
+                    history_rows.append(
+                        (contact_id, pid, role, email, user_ids.get(email), created)
+                    )
                     data_contacts[role] = {"first_name": first, "last_name": last, "email": email}
                 quotas = {}
                 for env in ENVS:
@@ -292,8 +297,10 @@ def seed(database_url: str, products: int, pending: int = 2000, seed_value: int 
             for table, columns, rows in (
                 ("products", "id, licence_plate, name, search_name, description, ministry_code,"
                  " cluster_name, status, created_by_id, created_at", product_rows),
-                ("product_contacts", "id, product_id, role, first_name, last_name, email",
-                 contact_rows),
+                ("product_contacts", "id, product_id, role, first_name, last_name, email,"
+                 " user_id", contact_rows),
+                ("product_contact_history", "id, product_id, role, email, user_id, started_at",
+                 history_rows),
                 ("product_namespaces", "id, product_id, environment, cpu, memory, storage,"
                  " snapshot", namespace_rows),
                 ("requests", "id, product_id, type, status, requested_by_id, created_at,"
@@ -306,8 +313,8 @@ def seed(database_url: str, products: int, pending: int = 2000, seed_value: int 
                     for row in rows:
                         copy.write_row(row)
             for table in (
-                "users", "products", "product_contacts", "product_namespaces", "requests",
-                "request_events",
+                "users", "products", "product_contacts", "product_contact_history",
+                "product_namespaces", "requests", "request_events",
             ):  # fmt: skip
                 cur.execute(
                     f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"

@@ -103,9 +103,12 @@ class Defaults:
     # Edits that only change contacts, details or lower quotas go to the provisioner without a
     # review (registry/requests/changes.py, RULES). False: a super admin reviews every change.
     AUTO_APPROVE_EDITS = True
-    # Separation of duties: a super admin who is a contact of a product (owner or technical
-    # lead, live or named in the request) does not decide its requests. Nobody decides their own.
+    # Separation of duties: a super admin who created a product, or is a contact of it (owner or
+    # technical lead, live or named in the request), does not decide its requests; nor one who
+    # asked for anything on it, or was its contact, within SEPARATE_DUTIES_DAYS. Nobody decides
+    # their own request.
     SEPARATE_DUTIES = True
+    SEPARATE_DUTIES_DAYS = 365
     # How passwords are hashed (werkzeug's generate_password_hash). Tests use a cheap one.
     PASSWORD_HASH_METHOD = "scrypt"  # noqa: S105 - a method name, not a password
     SESSION_COOKIE_HTTPONLY = True

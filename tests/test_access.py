@@ -25,6 +25,7 @@ from registry.products.models import Product
 from registry.products.services import ContactData
 from registry.provisioning import services as provisioning
 from registry.provisioning.models import DeadLetter, ServiceAccount
+from registry.requests import services as request_services
 from registry.requests.models import Request, RequestStatus
 
 from . import builders
@@ -726,3 +727,65 @@ def test_sign_out_is_post_only(client, world):
     with client.session_transaction() as session:
         assert "_user_id" not in session
     assert not signed_in(client)
+
+
+# --- separation of duties: which super admins may decide a product's request -----------------
+
+# Each super admin with a hand in the product, and an uninvolved one, deciding the same pending
+# quota increase: only the uninvolved one may, and a refusal changes nothing.
+DECIDERS = {
+    "submitted_it": 403,  # asked for this very request
+    "is_a_contact": 403,  # the product's primary technical lead today
+    "created_it": 403,  # asked for the product for its team
+    "asked_before": 403,  # handed the product owner's role on, in a change approved on its own
+    "was_a_contact": 403,  # was the secondary technical lead until the team took them off
+    "uninvolved": 303,
+}
+
+
+@pytest.fixture
+def decided_by_whom(app):
+    from .test_day_two import BIGGER_CPU, changed, provision
+
+    admins = {
+        who: builders.make_user(Role.SUPER_ADMIN, email=f"{who}@example.com")
+        for who in (*DECIDERS, "builder")
+    }
+    team = builders.make_user(email="team@example.com")
+    req = builders.submit(
+        admins["created_it"],
+        owner=ContactData("Ada", "Asked", admins["asked_before"].email),
+        primary_lead=ContactData("Ida", "Contact", admins["is_a_contact"].email),
+        secondary_lead=ContactData("Wes", "Was", admins["was_a_contact"].email),
+    )
+    request_services.decide(req.id, admins["builder"], approve=True)
+    db.session.commit()
+    provision(req)
+    product = req.product
+    for actor, what in (
+        (admins["asked_before"], {"owner": ContactData("Tia", "Team", team.email)}),
+        (team, {"secondary_lead": None}),
+    ):
+        handover = request_services.submit_edit(product, changed(product, **what), actor)
+        db.session.commit()
+        provision(handover)
+    increase = request_services.submit_edit(
+        product, changed(product, quotas={"prod": {"cpu": BIGGER_CPU}}), admins["submitted_it"]
+    )
+    db.session.commit()
+    assert increase.is_pending
+    return {who: user.email for who, user in admins.items()}, increase.id
+
+
+@pytest.mark.parametrize(("who", "expected"), DECIDERS.items())
+def test_separation_of_duties_matrix(client, decided_by_whom, who, expected):
+    emails, request_id = decided_by_whom
+    builders.login(client, SimpleNamespace(email=emails[who]))
+
+    response = builders.post(
+        client, f"/admin/requests/{request_id}/decision", {"decision": "approve"}
+    )
+
+    assert response.status_code == expected
+    status = db.session.scalar(select(Request.status).where(Request.id == request_id))
+    assert status == (RequestStatus.APPROVED if expected == 303 else RequestStatus.PENDING)

@@ -15,6 +15,8 @@ from sqlalchemy import select
 from registry.auth.models import Role
 from registry.extensions import db
 from registry.products.models import Product
+from registry.products.services import ContactData
+from registry.requests import services as request_services
 from registry.requests.models import Request, RequestStatus
 
 from . import builders
@@ -106,16 +108,17 @@ def test_the_cross_field_error_goes_when_either_email_changes(page: Page, live_s
 
 
 def test_a_contact_is_picked_from_the_people_the_registry_knows(page: Page, live_server, owner):
-    builders.make_user(email="morgan.river@gov.bc.ca", name="Morgan River")
+    # Someone the owner may know: a contact of one of the owner's products.
+    builders.submit(owner, secondary_lead=ContactData("Morgan", "River", "morgan.river@gov.bc.ca"))
     sign_in(page, live_server, owner)
     page.goto(f"{live_server}/products/new")
     fieldset = page.get_by_role("group", name="Product owner")
     search = fieldset.get_by_label("Or find someone the registry knows")
     results = page.locator("#product_owner-people")
 
-    search.press_sequentially("m")
-    expect(results).to_have_text("Type at least 2 characters of a name or email.")
-    search.press_sequentially("org")
+    search.press_sequentially("mo")
+    expect(results).to_have_text("Type at least 3 characters of a name or email.")
+    search.press_sequentially("rg")
     person = results.get_by_role("button", name="Morgan River <morgan.river@gov.bc.ca>")
     expect(person).to_be_visible()
     expect(results.get_by_role("listitem")).to_have_count(1)
@@ -168,8 +171,12 @@ def keyboard_sign_in(page: Page, live_server: str, user) -> None:
 def test_a_product_is_requested_and_approved_with_the_keyboard_alone(
     browser, page: Page, live_server, owner, screenshot
 ):
-    builders.make_user(email="tam.lead@gov.bc.ca", name="Tam Lead")
     admin = builders.make_user(Role.SUPER_ADMIN, email="ada@example.com", name="Ada Keys")
+    # Tam leads an earlier product of the owner's (decided, so not in the queue): someone the
+    # owner may find in the people search.
+    earlier = builders.submit(owner, primary_lead=ContactData("Tam", "Lead", "tam.lead@gov.bc.ca"))
+    request_services.decide(earlier.id, builders.make_user(Role.SUPER_ADMIN), approve=True)
+    db.session.commit()
 
     keyboard_sign_in(page, live_server, owner)
     new_product = page.get_by_role("navigation", name="Main").get_by_role(

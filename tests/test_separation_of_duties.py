@@ -2,18 +2,20 @@
 they submitted. The queue says why a super admin has no buttons for such an item."""
 
 import re
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from registry.audit.models import AuditEvent
 from registry.extensions import db
+from registry.products.models import ProductContactHistory
 from registry.products.services import ContactData
 from registry.requests import services
 from registry.requests.models import Request, RequestStatus
 
 from . import builders
-from .test_day_two import BIGGER_CPU, changed, live_product
+from .test_day_two import BIGGER_CPU, changed, live_product, provision
 
 
 def status_of(request_id: int) -> str:
@@ -163,3 +165,88 @@ def test_a_pending_request_page_leads_a_super_admin_to_its_place_in_the_queue(
     team = app.test_client()
     builders.login(team, owner)
     assert 'id="decide-link"' not in team.get(f"/requests/{third.id}").get_data(as_text=True)
+
+
+# --- a hand in the product: created it, asked for something on it, was its contact -----------
+
+
+def built(requester, decider, **contacts):
+    """A live product asked for by ``requester``, approved by ``decider`` and provisioned."""
+    req = builders.submit(requester, **contacts)
+    services.decide(req.id, decider, approve=True)
+    db.session.commit()
+    provision(req)
+    return req.product
+
+
+def increase(product, requester) -> Request:
+    """A pending quota increase of ``product`` (it needs a super admin's decision)."""
+    req = services.submit_edit(
+        product, changed(product, quotas={"prod": {"cpu": BIGGER_CPU}}), requester
+    )
+    db.session.commit()
+    assert req.is_pending
+    return req
+
+
+def refused(client, req: Request, why: str) -> None:
+    assert why in queue_item(client, req.id)
+    response = builders.post(client, f"/admin/requests/{req.id}/decision", {"decision": "approve"})
+    assert response.status_code == 403 and why in response.get_data(as_text=True)
+    assert status_of(req.id) == RequestStatus.PENDING
+
+
+def test_a_super_admin_who_created_a_product_cannot_approve_its_increase(
+    client, owner, admin, other_admin
+):
+    # The admin asked for the product for a team (which then owns it); another admin built it.
+    product = built(admin, other_admin, owner=ContactData("Pat", "Owner", owner.email))
+    assert admin.email not in product.contact_emails
+    req = increase(product, owner)
+
+    builders.login(client, admin)
+    refused(client, req, "You created this product: another super admin must decide it.")
+
+
+def test_a_super_admin_who_handed_the_product_on_cannot_approve_the_next_increase(
+    client, owner, admin, other_admin
+):
+    # The admin was the product owner and replaced themself through an automatic contact change.
+    product = built(owner, other_admin, owner=ContactData("Ada", "Admin", admin.email))
+    handover = services.submit_edit(
+        product, changed(product, owner=ContactData("Pat", "Owner", owner.email)), admin
+    )
+    db.session.commit()
+    assert not handover.is_pending  # contact changes are approved automatically
+    provision(handover)
+    assert admin.email not in product.contact_emails
+    req = increase(product, owner)
+
+    builders.login(client, admin)
+    refused(client, req, f"You asked for a change to this product (request #{handover.id})")
+
+
+def test_a_past_contact_cannot_decide_within_the_period_and_may_after_it(
+    app, client, owner, admin, other_admin
+):
+    product = live_product(
+        owner, other_admin, secondary_lead=ContactData("Ada", "Admin", admin.email)
+    )
+    # The team takes the admin off the product; the admin asked for nothing on it.
+    handover = services.submit_edit(product, changed(product, secondary_lead=None), owner)
+    db.session.commit()
+    provision(handover)
+    req = increase(product, owner)
+    builders.login(client, admin)
+    refused(client, req, "You were the secondary technical lead of this product")
+
+    # The history keeps when the role ended; once the period has passed, the admin may decide.
+    ended = db.session.scalar(
+        select(ProductContactHistory).where(ProductContactHistory.user_id == admin.id)
+    )
+    ended.ended_at -= timedelta(days=app.config["SEPARATE_DUTIES_DAYS"] + 1)
+    ended.started_at -= timedelta(days=app.config["SEPARATE_DUTIES_DAYS"] + 2)
+    db.session.commit()
+    assert has_buttons(queue_item(client, req.id))
+    response = builders.post(client, f"/admin/requests/{req.id}/decision", {"decision": "approve"})
+    assert response.status_code == 303

@@ -14,6 +14,7 @@ ACTIONS = {
     "sign_out": "Signed out",
     "user_created": "Account created",
     "role_changed": "Role changed",
+    "email_changed": "Email changed",
     "user_deactivated": "Account deactivated",
     "user_reactivated": "Account reactivated",
     "service_account_created": "Service account created",

@@ -98,7 +98,12 @@ def display_name(claims: dict, email: str) -> str:
 
 def user_for(claims: dict) -> User:
     """The registry's user for the provider's claims: found by subject, else by a verified
-    email (an account made before single sign-on), else made now. Flushes; the caller commits."""
+    email (an account made before single sign-on), else made now from a verified email.
+    Flushes; the caller commits.
+
+    Access follows the email (the products that name it as a contact), so an email the provider
+    has not verified never makes an account, links one, or changes one's address: anyone may
+    type any address into a provider's profile."""
     subject = str(claims.get("sub") or "")
     email = services.normalise_email(str(claims.get("email") or ""))
     if not subject:
@@ -107,19 +112,21 @@ def user_for(claims: dict) -> User:
         raise SignInRefused(
             "The identity provider did not share your email address, which the registry needs."
         )
+    verified = claims.get("email_verified") is True
     role = role_from(claims)
     user = db.session.scalar(select(User).where(User.external_subject == subject))
     if user is None:
+        if not verified:
+            raise SignInRefused(
+                f"The identity provider has not verified {email}, so the registry cannot make "
+                "or link an account for it. Verify your address with the identity provider, "
+                "then sign in again."
+            )
         user = services.get_by_email(email)
         if user is not None:
             if user.external_subject:
                 raise SignInRefused(
                     f"{email} is linked to another identity; ask a registry administrator."
-                )
-            if claims.get("email_verified") is not True:
-                raise SignInRefused(
-                    f"An account for {email} exists, but the identity provider has not "
-                    "verified that address, so it cannot be linked."
                 )
             user.external_subject = subject
         else:
@@ -128,11 +135,12 @@ def user_for(claims: dict) -> User:
             audit.record(
                 "user_created", actor=user, target=email, detail=f"{role.value} (single sign-on)"
             )
-    elif user.email != email and services.get_by_email(email) is None:
-        user.email = email  # the address changed at the provider
+    elif user.email != email and verified and services.get_by_email(email) is None:
+        # The address changed at the provider, which vouches for the new one.
+        services.change_email(user, email, why="(from the identity provider)")
     if not user.is_active:
         raise SignInRefused("Your registry account is deactivated; ask a registry administrator.")
-    user.name = display_name(claims, email)
+    user.name = display_name(claims, email if user.email == email else user.email)
     services.change_role(user, role, why="(from the identity provider)")
     db.session.flush()
     return user

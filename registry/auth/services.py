@@ -24,7 +24,11 @@ def get_by_email(email: str) -> User | None:
 
 
 def create_user(email: str, name: str, password: str | None, role: Role = Role.USER) -> User:
-    """Create an account; refuse a second account for the same address."""
+    """Create an account; refuse a second account for the same address.
+
+    The email must be one the caller has verified (an administrator making the account, or the
+    identity provider's verified claim): the products that name it as a contact become the
+    account's here."""
     email = normalise_email(email)
     if not email or "@" not in email:
         raise AccountError(f"{email!r} is not an email address.")
@@ -35,7 +39,35 @@ def create_user(email: str, name: str, password: str | None, role: Role = Role.U
         user.set_password(password)
     db.session.add(user)
     db.session.flush()
+    _link_contacts(user)
     return user
+
+
+def change_email(user: User, email: str, *, why: str = "") -> bool:
+    """Give ``user`` a new, verified email; audited. True if it changed.
+
+    The products they are a contact of stay theirs (access follows the account, not the
+    address); contacts that name the new address and no account yet become theirs. Refused if
+    another account has the address."""
+    email = normalise_email(email)
+    if not email or "@" not in email:
+        raise AccountError(f"{email!r} is not an email address.")
+    if user.email == email:
+        return False
+    if get_by_email(email) is not None:
+        raise AccountError(f"Another account has {email}.")
+    before = user.email
+    user.email = email
+    audit.record("email_changed", target=email, detail=f"{before} → {email} {why}".strip())
+    db.session.flush()
+    _link_contacts(user)
+    return True
+
+
+def _link_contacts(user: User) -> None:
+    from ..products.services import link_contacts
+
+    link_contacts(user)
 
 
 def change_role(user: User, role: Role, *, why: str = "") -> bool:

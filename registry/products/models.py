@@ -138,6 +138,9 @@ class ProductContact(db.Model):
     first_name: Mapped[str] = mapped_column(String(60))
     last_name: Mapped[str] = mapped_column(String(60))
     email: Mapped[str] = mapped_column(String(254), index=True)
+    # The account this contact is, resolved once from a verified email (when the contact is
+    # written, or when the account is made): access follows this, never the typed email.
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
 
     product: Mapped[Product] = relationship(back_populates="contacts")
 
@@ -155,6 +158,23 @@ class ProductContact(db.Model):
             "last_name": self.last_name,
             "email": self.email,
         }
+
+
+class ProductContactHistory(db.Model):
+    """Who held each contact role of a product, and when: one row per holder, closed
+    (``ended_at``) when the role passes to someone else or is removed. Separation of duties
+    reads it: a past contact may not decide the product's requests for a while."""
+
+    __tablename__ = "product_contact_history"
+    __table_args__ = (CheckConstraint(in_values("role", ContactRole), name="role_known"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
+    role: Mapped[str] = mapped_column(String(20))
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None]
 
 
 class ProductNamespace(db.Model):

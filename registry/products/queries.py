@@ -11,8 +11,8 @@ from .models import Product, ProductContact
 def visible_to(user):
     """A where-clause: the products ``user`` may read.
 
-    Super admins and support read everything; anyone else only products they created or where
-    their email is one of the contacts.
+    Super admins and support read everything; anyone else only products they created or whose
+    contacts are their account (resolved from a verified email, never matched by a typed one).
     """
     return true() if user.reads_everything else belongs_to(user)
 
@@ -26,7 +26,7 @@ def _ids_of(user):
     """The ids of the products ``user`` created or is a contact of."""
     return union(
         select(Product.id.label("id")).where(Product.created_by_id == user.id),
-        select(ProductContact.product_id).where(ProductContact.email == user.email),
+        select(ProductContact.product_id).where(ProductContact.user_id == user.id),
     )
 
 
@@ -130,14 +130,16 @@ def same_name(name: str, user, exclude_plate: str | None = None) -> dict | None:
     return {"product": visible}
 
 
-PEOPLE_MIN_CHARS = 2
+PEOPLE_MIN_CHARS = 3
 PEOPLE_MAX = 10
 
 
-def people(text: str, limit: int = PEOPLE_MAX) -> list[dict]:
-    """The people the registry knows whose first name, last name or email starts with (or, for
-    the email, contains) ``text``: its users and the contacts of its products, one per email,
-    as ``{"first_name", "last_name", "email"}``, at most ``limit``. Only names and emails."""
+def people(text: str, user, limit: int = PEOPLE_MAX) -> list[dict]:
+    """The people ``user`` may know whose first or last name, or email, starts with ``text``:
+    for a product team member, the contacts of their own products; for the staff, every
+    contact and every active account. One per email, as ``{"first_name", "last_name",
+    "email"}``, at most ``limit``. Only names and emails; never a match inside an address, so
+    a few letters do not list a whole directory."""
     from sqlalchemy import func, or_
 
     from ..auth.models import User
@@ -146,39 +148,44 @@ def people(text: str, limit: int = PEOPLE_MAX) -> list[dict]:
     if len(text) < PEOPLE_MIN_CHARS:
         return []
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    starts, anywhere = f"{escaped}%", f"%{escaped}%"
+    starts = f"{escaped}%"
     found: dict[str, dict] = {}
-    contacts = db.session.execute(
+    contacts = (
         select(ProductContact.first_name, ProductContact.last_name, ProductContact.email)
         .where(
             or_(
                 func.lower(ProductContact.first_name).like(starts, escape="\\"),
                 func.lower(ProductContact.last_name).like(starts, escape="\\"),
-                func.lower(ProductContact.email).like(anywhere, escape="\\"),
+                ProductContact.email.like(starts, escape="\\"),
             )
         )
         .distinct()
         .order_by(ProductContact.email)
         .limit(limit * 3)
     )
-    for first, last, email in contacts:
+    if not user.reads_everything:
+        contacts = contacts.where(ProductContact.product_id.in_(_ids_of(user).scalar_subquery()))
+    for first, last, email in db.session.execute(contacts):
         found.setdefault(email.lower(), {"first_name": first, "last_name": last, "email": email})
-    users = db.session.execute(
-        select(User.name, User.email)
-        .where(
-            User.active.is_(True),
-            or_(
-                func.lower(User.name).like(starts, escape="\\"),
-                func.lower(User.name).like(f"% {escaped}%", escape="\\"),
-                func.lower(User.email).like(anywhere, escape="\\"),
-            ),
+    if user.reads_everything:
+        users = db.session.execute(
+            select(User.name, User.email)
+            .where(
+                User.active.is_(True),
+                or_(
+                    func.lower(User.name).like(starts, escape="\\"),
+                    func.lower(User.name).like(f"% {escaped}%", escape="\\"),
+                    User.email.like(starts, escape="\\"),
+                ),
+            )
+            .order_by(User.email)
+            .limit(limit * 3)
         )
-        .order_by(User.email)
-        .limit(limit * 3)
-    )
-    for name, email in users:
-        first, _, last = (name or "").strip().partition(" ")
-        found.setdefault(email.lower(), {"first_name": first, "last_name": last, "email": email})
+        for name, email in users:
+            first, _, last = (name or "").strip().partition(" ")
+            found.setdefault(
+                email.lower(), {"first_name": first, "last_name": last, "email": email}
+            )
     ordered = sorted(
         found.values(), key=lambda p: (p["first_name"].lower(), p["last_name"].lower())
     )

@@ -3,7 +3,7 @@ a product lives here; services flush, never commit."""
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..extensions import db
@@ -11,7 +11,14 @@ from ..reference.models import ENVIRONMENTS
 from ..search import fold
 from ..timeutil import utcnow
 from . import plates
-from .models import ContactRole, Product, ProductContact, ProductNamespace, ProductStatus
+from .models import (
+    ContactRole,
+    Product,
+    ProductContact,
+    ProductContactHistory,
+    ProductNamespace,
+    ProductStatus,
+)
 
 PLATE_ATTEMPTS = 20
 
@@ -150,23 +157,86 @@ def _add_contacts_and_namespaces(product: Product, data: ProductData) -> None:
 
 
 def _set_contacts(product: Product, data: ProductData) -> None:
-    """Make the product's contacts those of ``data``: changed in place, added or removed by role."""
+    """Make the product's contacts those of ``data``: changed in place, added or removed by role.
+
+    Each contact is resolved to the account with its (verified) email, if there is one; a role
+    that passes to another person, or is removed, closes its holder's row in the history and
+    opens the next one's."""
     current = {c.role: c for c in product.contacts}
-    for role, contact in (
-        (ContactRole.OWNER, data.owner),
-        (ContactRole.PRIMARY_LEAD, data.primary_lead),
-        (ContactRole.SECONDARY_LEAD, data.secondary_lead),
-    ):
-        row = current.get(role.value)
+    wanted = {
+        ContactRole.OWNER.value: data.owner,
+        ContactRole.PRIMARY_LEAD.value: data.primary_lead,
+        ContactRole.SECONDARY_LEAD.value: data.secondary_lead,
+    }
+    emails = {c.email.lower() for c in wanted.values() if c is not None}
+    accounts = _accounts_by_email(emails)
+    now = utcnow()
+    for role, contact in wanted.items():
+        row = current.get(role)
+        email = contact.email.lower() if contact is not None else None
+        if row is not None and row.email != email:
+            _end_history(product.id, role, now)
         if contact is None:
             if row is not None:
                 product.contacts.remove(row)
             continue
+        if row is None or row.email != email:
+            db.session.add(
+                ProductContactHistory(
+                    product_id=product.id,
+                    role=role,
+                    email=email,
+                    user_id=accounts.get(email),
+                    started_at=now,
+                )
+            )
         if row is None:
-            row = ProductContact(role=role.value)
+            row = ProductContact(role=role)
             product.contacts.append(row)
+        if row.email != email:
+            row.email, row.user_id = email, accounts.get(email)
         row.first_name, row.last_name = contact.first_name, contact.last_name
-        row.email = contact.email.lower()
+
+
+def _accounts_by_email(emails: set[str]) -> dict[str, int]:
+    """The ids of the accounts with these emails. Every account's email is verified (made by an
+    administrator, or from the identity provider's verified claim), so the match is a person."""
+    from ..auth.models import User
+
+    if not emails:
+        return {}
+    return dict(db.session.execute(select(User.email, User.id).where(User.email.in_(emails))).all())
+
+
+def _end_history(product_id: int, role: str, now) -> None:
+    db.session.execute(
+        update(ProductContactHistory)
+        .where(
+            ProductContactHistory.product_id == product_id,
+            ProductContactHistory.role == role,
+            ProductContactHistory.ended_at.is_(None),
+        )
+        .values(ended_at=now)
+    )
+
+
+def link_contacts(user) -> int:
+    """Resolve the contacts (live and past) that name ``user``'s email and no account yet to
+    ``user``: called once their email is verified (the account is made, or its email changes).
+    How many live contacts were linked."""
+    linked = db.session.execute(
+        update(ProductContact)
+        .where(ProductContact.email == user.email, ProductContact.user_id.is_(None))
+        .values(user_id=user.id)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.execute(
+        update(ProductContactHistory)
+        .where(ProductContactHistory.email == user.email, ProductContactHistory.user_id.is_(None))
+        .values(user_id=user.id)
+        .execution_options(synchronize_session=False)
+    )
+    return linked
 
 
 def apply_change(product: Product, data: dict) -> None:

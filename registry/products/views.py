@@ -123,15 +123,15 @@ def validate_field():
 @bp.get("/products/people")
 @roles_required(*REQUESTERS)
 def people():
-    """Active search for a contact: the people the registry knows (its users, its products'
-    contacts) by name or email, only their names and emails, for those who may ask for
+    """Active search for a contact among the people the asker may know (``queries.people``),
+    by the start of a name or email; only names and emails, for those who may ask for
     products. Fewer than ``PEOPLE_MIN_CHARS`` characters find nobody."""
     text = request.args.get("q", "").strip()
     contact = request.args.get("contact", "")
     if contact not in CONTACT_GROUPS:
         contact = ""
     too_short = len(text) < queries.PEOPLE_MIN_CHARS
-    found = [] if too_short else queries.people(text)
+    found = [] if too_short else queries.people(text, current_user)
     return render_template(
         "products/_people.html",
         people=found,

@@ -1,15 +1,17 @@
 """What people do with requests: ask for a product, a change, a deletion, or a product again;
 decide; cancel. All moves go through ``lifecycle``."""
 
-from flask import current_app
-from sqlalchemy import select
+from datetime import timedelta
+
+from flask import current_app, g, has_request_context
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from ..audit import services as audit
 from ..extensions import db
 from ..products import services as product_services
-from ..products.models import ContactRole, Product, ProductStatus
+from ..products.models import ContactRole, Product, ProductContactHistory, ProductStatus
 from ..reference import services as reference
 from ..reference.models import ENVIRONMENTS, QUOTA_KINDS
 from ..timeutil import utcnow
@@ -248,13 +250,13 @@ def _lock(request_id: int) -> Request | None:
 
 
 def contact_role_of(request: Request, person) -> ContactRole | None:
-    """The contact role ``person`` holds for the request's product, matched by email: on the
-    live product, or named in the request itself (what was asked, or what was live when it
-    was asked). None if they are no contact of it."""
-    email = (person.email or "").lower()
+    """The contact role ``person`` holds for the request's product: on the live product (by
+    account), or named in the request itself (what was asked, or what was live when it was
+    asked; by their verified email). None if they are no contact of it."""
     for contact in request.product.contacts:
-        if contact.email.lower() == email:
+        if contact.user_id == person.id:
             return ContactRole(contact.role)
+    email = (person.email or "").lower()
     for data in (request.requested_data, request.original_data, request.decision_data):
         for role, contact in ((data or {}).get("contacts") or {}).items():
             if contact and (contact.get("email") or "").lower() == email:
@@ -262,11 +264,46 @@ def contact_role_of(request: Request, person) -> ContactRole | None:
     return None
 
 
+def involvement(actor) -> dict[int, str]:
+    """The products ``actor`` may not decide for having a hand in them, each with why: those
+    they created (ever), those they asked for anything on, and those whose contact they were,
+    within ``SEPARATE_DUTIES_DAYS``. Read once per web request (the queue asks per item)."""
+    cache = g.setdefault("separation_of_duties", {}) if has_request_context() else {}
+    if actor.id in cache:
+        return cache[actor.id]
+    since = utcnow() - timedelta(days=current_app.config["SEPARATE_DUTIES_DAYS"])
+    why: dict[int, str] = {}
+    history = db.session.execute(
+        select(ProductContactHistory.product_id, ProductContactHistory.role)
+        .where(
+            ProductContactHistory.user_id == actor.id,
+            or_(ProductContactHistory.ended_at.is_(None), ProductContactHistory.ended_at >= since),
+        )
+        .order_by(ProductContactHistory.id.desc())
+    )
+    for product_id, role in history:
+        label = ContactRole(role).label.lower()
+        why.setdefault(product_id, f"You were the {label} of this product")
+    asked = db.session.execute(
+        select(Request.product_id, func.max(Request.id))
+        .where(Request.requested_by_id == actor.id, Request.created_at >= since)
+        .group_by(Request.product_id)
+    )
+    for product_id, request_id in asked:
+        why[product_id] = f"You asked for a change to this product (request #{request_id})"
+    created = db.session.scalars(select(Product.id).where(Product.created_by_id == actor.id))
+    for product_id in created:
+        why[product_id] = "You created this product"
+    cache[actor.id] = why
+    return why
+
+
 def decision_blocker(request: Request, actor) -> str | None:
     """Why ``actor`` may not decide ``request`` (separation of duties), or None if they may.
 
     Nobody decides a request they submitted; with ``SEPARATE_DUTIES`` (the default), nobody
-    decides a request of a product they are a contact of either.
+    decides a request of a product they are a contact of, created, or had a hand in lately
+    (:func:`involvement`) either.
     """
     if request.requested_by_id == actor.id:
         return "You submitted this request: another super admin must decide it."
@@ -277,6 +314,9 @@ def decision_blocker(request: Request, actor) -> str | None:
                 f"You are the {role.label.lower()} of this product: another super admin must"
                 " decide it."
             )
+        why = involvement(actor).get(request.product_id)
+        if why is not None:
+            return f"{why}: another super admin must decide it."
     return None
 
 
