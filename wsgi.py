@@ -5,9 +5,9 @@ Each process also runs the background work (mail sender, NATS relay and bridge) 
 worker`` runs the background work in processes of its own (commits wake it through PostgreSQL).
 """
 
-from registry import background, create_app, logs
+from registry import create_app, logs, wiring
 
 app = create_app()
 logs.configure(app)
 if app.config["RUN_BACKGROUND"]:
-    background.start(app)
+    wiring.start(app)

@@ -37,11 +37,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import common
+from provisioner.worker import ProvisionerWorker
 from registry.auth import services as accounts
 from registry.auth.models import Role
 from registry.extensions import db
 from registry.products.services import ContactData, ProductData
-from registry.provisioner.worker import ProvisionerWorker
 from registry.provisioning.models import OutboxMessage
 from registry.provisioning.worker import NatsWorker
 from registry.requests import services as request_services

@@ -7,7 +7,7 @@ runs the three processes of a deployment with ``REGISTRY_ENV=production``:
 
   web          gunicorn -w 2 wsgi:app, REGISTRY_RUN_BACKGROUND=false (the master and 2 workers)
   worker       flask --app registry worker (relay, bridge, mail sender, stuck checker)
-  provisioner  flask --app registry provisioner (the reference provisioner, its git repository)
+  provisioner  reference-provisioner (the reference provisioner, its git repository)
 
 It reads each process tree's resident memory (VmRSS, /proc/PID/status, summed over the tree)
 and CPU time (utime + stime, /proc/PID/stat) twice a second through three phases: idle after
@@ -137,7 +137,7 @@ def deployment(env: dict, port: int, workers: int):
     commands = {
         "web": [str(BIN / "gunicorn"), "-w", str(workers), "-b", f"127.0.0.1:{port}", "wsgi:app"],
         "worker": [str(BIN / "flask"), "--app", "registry", "worker"],
-        "provisioner": [str(BIN / "flask"), "--app", "registry", "provisioner"],
+        "provisioner": [str(BIN / "reference-provisioner")],
     }
     started = {
         kind: subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)

@@ -27,7 +27,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     limiter.init_app(app)
     security.install(app)
 
-    from . import models  # noqa: F401  (every table, for Alembic and create_all)
+    from . import (
+        models,  # noqa: F401  (every table, for Alembic and create_all)
+        wiring,
+    )
     from .admin import bp as admin_bp
     from .audit import bp as audit_bp
     from .auth import bp as auth_bp
@@ -39,12 +42,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .history import bp as history_bp
     from .htmx import add_vary
     from .notifications import bp as notifications_bp
-    from .notifications.sender import install_commit_hook
     from .operations import bp as operations_bp
     from .products import bp as products_bp
-    from .provisioner import bp as provisioner_bp
     from .provisioning import bp as provisioning_bp
-    from .provisioning.relay import install_commit_hook as install_relay_hook
     from .reference import bp as reference_bp
     from .requests import bp as requests_bp
 
@@ -57,7 +57,6 @@ def create_app(test_config: dict | None = None) -> Flask:
         history_bp,
         notifications_bp,
         provisioning_bp,
-        provisioner_bp,
         health_bp,
         audit_bp,
         operations_bp,
@@ -70,9 +69,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_filters(app)
     app.after_request(add_vary)
     inputs.install(app)
-    install_commit_hook()
-    install_relay_hook()
-    _connect_lifecycle_listeners()
+    wiring.connect_reactions()
 
     @app.get("/")
     def index():
@@ -90,16 +87,3 @@ def create_app(test_config: dict | None = None) -> Flask:
         return redirect(url_for("static", filename="favicon.svg"), 301)
 
     return app
-
-
-def _connect_lifecycle_listeners() -> None:
-    """Provisioning publishes on approval; notifications write the email of every step.
-
-    Connecting the same function again (a second app in one process) changes nothing.
-    """
-    from .notifications import services as notifications
-    from .provisioning import services as provisioning
-    from .requests.signals import request_moved
-
-    request_moved.connect(provisioning.request_moved)
-    request_moved.connect(notifications.request_moved)

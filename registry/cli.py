@@ -12,12 +12,11 @@ from flask import current_app
 from flask_migrate import upgrade
 from werkzeug.serving import run_simple
 
-from . import background, config, logs
+from . import config, logs, wiring
 from .auth import services as accounts
 from .auth.models import Role
 from .extensions import db
 from .metrics import server as metrics_server
-from .provisioner.worker import ProvisionerWorker
 from .provisioning import embedded as embedded_nats
 from .reference import services as reference
 
@@ -86,9 +85,13 @@ def register(app) -> None:
             click.echo(f"  {role:<13} {email:<22} {password}")
         if app.config["DEV_MAILBOX"]:
             click.echo(f"Mailbox:  http://{host}:{port}/dev/mailbox")
-        background.start(app)
+        wiring.start(app)
         worker = None
         if provisioner:
+            # The reference provisioner, in this process for development: a separate system,
+            # with its own settings (REGISTRY_PROVISIONER_* from the environment, as here).
+            from provisioner.worker import ProvisionerWorker
+
             worker = ProvisionerWorker(app)
             worker.start()
             click.echo(f"Provisioner: GitOps repository {worker.repo.path}")
@@ -105,7 +108,7 @@ def register(app) -> None:
             # waiting for its next poll is woken, not waited for.
             if worker is not None:
                 worker.stop()
-            background.stop()
+            wiring.stop()
 
     @app.cli.command("init-db")
     def init_db():
@@ -119,10 +122,10 @@ def register(app) -> None:
         app = current_app._get_current_object()
         logs.configure(app)
         metrics_server.serve(app)  # with METRICS_PORT: the bridge's and the sender's counters
-        background.start(app)
+        wiring.start(app)
         click.echo("Worker running; Ctrl-C to stop.")
         stopped = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stopped.set())
         with contextlib.suppress(KeyboardInterrupt):
             stopped.wait()
-        background.stop()
+        wiring.stop()

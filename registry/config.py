@@ -56,20 +56,7 @@ class Defaults:
     NATS_RETRY_MAX_SECONDS = 60
     NATS_RELAY_POLL_SECONDS = 10
     EMBEDDED_NATS_PORT = 4223
-    # The reference provisioner: its GitOps repository (default instance/gitops), its durable
-    # consumer, and rules that make a chosen step fail, e.g.
-    # [{"step": "manifests_committed", "match": "^[a-f0-9]{6} Broken"}] (matched against
-    # "<licence plate> <display name>").
-    PROVISIONER_GITOPS_REPO = None
-    # Where people browse that repository (e.g. https://github.com/org/gitops): the timeline links
-    # each commit there. None: the timeline names the commit and its branch only.
-    PROVISIONER_GITOPS_WEB_URL = None
-    PROVISIONER_DURABLE = "provisioner"
-    # How long a delivered provisioning message may go without word before NATS hands it out
-    # again: a workflow that runs longer says "in progress" a few times within it, and a message
-    # whose "try again" was lost (a node dying at that moment) comes back after this, not later.
-    PROVISIONER_ACK_WAIT_SECONDS = 20
-    PROVISIONER_FAIL_RULES: list = []  # noqa: RUF012
+    # The reference provisioner's settings (REGISTRY_PROVISIONER_*): provisioner/settings.py.
     # Rows on a page of a list (the queue, All requests, My products, mail, audit): 25, as in
     # most lists people page through; each page costs half of what 50 rows did to read and draw.
     PAGE_SIZE = 25

@@ -438,7 +438,7 @@ def gitops(tmp_path):
 @pytest.fixture
 def provisioner(nats_app, nats_worker, gitops):
     """The registry's relay and bridge, and the reference provisioner, on one nats-server."""
-    from registry.provisioner.worker import ProvisionerWorker
+    from provisioner.worker import ProvisionerWorker
 
     nats_app.config["PROVISIONER_GITOPS_REPO"] = str(gitops)
     nats_app.config["PROVISIONER_FAIL_RULES"] = []

@@ -13,6 +13,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import jsonschema
@@ -20,11 +21,14 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from provisioner.settings import DEFAULTS as PROVISIONER
+from provisioner.settings import Settings
 from registry import create_app
 from registry.config import ENV_PREFIX, Defaults
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
+PYPROJECT = ROOT / "pyproject.toml"
 K8S = "1.30"  # OpenShift 4.17
 NOT_KUBERNETES = {"Route", "Kustomization"}  # checked by the schemas below
 IMAGE = "product-registry"
@@ -217,12 +221,14 @@ def registry_settings() -> dict[str, str]:
 
 
 def test_every_registry_variable_is_a_setting_of_the_app():
+    # The registry's settings, or (in the provisioner's container) the reference provisioner's.
     settings = registry_settings()
     assert len(settings) > 20
     unknown = {
         name: where
         for name, where in settings.items()
         if not hasattr(Defaults, name.removeprefix(ENV_PREFIX))
+        and not (where.endswith("/provisioner") and name.removeprefix(ENV_PREFIX) in PROVISIONER)
     }
     assert not unknown, f"not settings of registry/config.py: {unknown}"
 
@@ -262,7 +268,10 @@ def environment_of(container: dict, database: str) -> dict[str, str]:
     return env
 
 
-@pytest.mark.parametrize("workload", [w["metadata"]["name"] for w in workloads()])
+@pytest.mark.parametrize(
+    "workload",
+    [w["metadata"]["name"] for w in workloads() if w["metadata"]["name"] != "registry-provisioner"],
+)
 def test_each_pods_settings_start_the_app_in_production(workload, monkeypatch, tmp_path):
     """create_app refuses a production configuration it cannot run (no secret key, nobody able
     to sign in...): each container's environment, as the manifests give it, is one it takes."""
@@ -282,8 +291,17 @@ def test_each_pods_settings_start_the_app_in_production(workload, monkeypatch, t
         assert app.config["PUBLIC_URL"].startswith("https://")
         if container["name"] == "web":
             assert app.config["RUN_BACKGROUND"] is False
-        if container["name"] in ("worker", "provisioner"):
+        if container["name"] == "worker":
             assert app.config["NATS_URL"]
+
+
+def test_the_provisioners_settings_name_nats_and_its_repository(monkeypatch):
+    """The reference provisioner builds no registry app: its settings from its environment."""
+    (found,) = [w for w in workloads() if w["metadata"]["name"] == "registry-provisioner"]
+    (container,) = containers(found)
+    settings = Settings.from_environment(environment_of(container, "sqlite://"))
+    assert settings.config["NATS_URL"].startswith("nats://")
+    assert settings.config["PROVISIONER_GITOPS_REPO"] == "/var/lib/registry/gitops"
 
 
 # --- the pods ------------------------------------------------------------------------------------
@@ -348,6 +366,11 @@ def test_each_command_is_one_of_the_apps_and_the_web_probes_its_routes(monkeypat
                 assert probe["path"] in routes
                 assert probe["port"] in ports
             seen[component] = "gunicorn"
+        elif component == "provisioner":
+            # A separate system: its own entry point, declared by the project.
+            (command,) = container["command"]
+            assert command in tomllib.loads(PYPROJECT.read_text())["project"]["scripts"]
+            seen[component] = command
         else:
             flask, app_flag, package, command = container["command"]
             assert (flask, app_flag, package) == ("flask", "--app", "registry")
@@ -356,7 +379,7 @@ def test_each_command_is_one_of_the_apps_and_the_web_probes_its_routes(monkeypat
     assert seen == {
         "web": "gunicorn",
         "worker": "worker",
-        "provisioner": "provisioner",
+        "provisioner": "reference-provisioner",
         "init-db": "init-db",
     }
 

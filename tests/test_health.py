@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from registry import background
+from registry import wiring
 from registry.extensions import db
 from registry.notifications.models import OutboxEmail
 from registry.provisioning.models import OutboxMessage
@@ -48,9 +48,9 @@ def test_readyz_is_200_when_the_work_flows_and_503_with_reasons_when_an_outbox_i
 
     # A process that runs the senders is not ready while their outbox is stuck.
     monkeypatch.setattr(
-        background,
+        wiring,
         "status",
-        lambda: background.Status(
+        lambda: wiring.Status(
             nats_connected=True, nats_error=None, bridge_pending=0, smtp_reachable=True
         ),
     )

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from registry import background
+from registry import wiring
 from registry.extensions import db
 from registry.notifications.models import OutboxEmail
 from registry.operations import charts, queries, stuck
@@ -346,8 +346,8 @@ def test_a_request_whose_message_never_left_is_said_so(app, owner, admin):
 
 
 def test_the_background_work_runs_the_check(nats_app):
-    threads = background.start(nats_app)
+    threads = wiring.start(nats_app)
     try:
         assert any(isinstance(t, stuck.StuckChecker) and t.is_alive() for t in threads)
     finally:
-        background.stop()
+        wiring.stop()

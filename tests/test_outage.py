@@ -10,7 +10,7 @@ import time
 import pytest
 from sqlalchemy import select
 
-from registry import background
+from registry import wiring
 from registry.extensions import db
 from registry.provisioning.models import MessageStatus, OutboxMessage
 from registry.requests import services
@@ -25,11 +25,11 @@ OUTAGE_SECONDS = 10
 def serving(nats_app):
     """This process's background work, started as a serving process starts it."""
     nats_app.config.update(NATS_RELAY_POLL_SECONDS=60, MAIL_POLL_SECONDS=60)
-    threads = background.start(nats_app)
+    threads = wiring.start(nats_app)
     worker = next(t for t in threads if hasattr(t, "ready"))
     assert worker.ready.wait(15)
     yield worker
-    background.stop()
+    wiring.stop()
 
 
 def unsent() -> int:

@@ -22,12 +22,12 @@ import pytest
 import yaml
 from sqlalchemy import select
 
+from provisioner.gitops import Repository
 from registry import contract
 from registry.extensions import db
 from registry.notifications import sender
 from registry.notifications.models import OutboxEmail
 from registry.products.services import ContactData
-from registry.provisioner.gitops import Repository
 from registry.reference.models import QuotaOption
 from registry.requests import services
 from registry.requests.models import Request, RequestEvent, RequestStatus
@@ -627,7 +627,7 @@ def quick_acks(nats_app):
 def test_a_workflow_slower_than_the_ack_wait_is_not_handed_out_again_while_it_runs(
     quick_acks, provisioner, nats_app, nats_server, owner, admin, monkeypatch
 ):
-    from registry.provisioner import worker
+    from provisioner import worker
 
     running, finish = threading.Event(), threading.Event()
     original = worker.workflow.run
@@ -645,7 +645,8 @@ def test_a_workflow_slower_than_the_ack_wait_is_not_handed_out_again_while_it_ru
         # Anyone else pulling from the same durable while the workflow runs, for three times
         # the ack wait: the message is not handed out again (the provisioner says "in progress").
         subscription = await js.pull_subscribe_bind(
-            durable=nats_app.config["PROVISIONER_DURABLE"], stream=nats_app.config["NATS_STREAM"]
+            durable=provisioner.settings.config["PROVISIONER_DURABLE"],
+            stream=nats_app.config["NATS_STREAM"],
         )
         try:
             return await subscription.fetch(batch=1, timeout=3 * ACK_WAIT)
@@ -664,7 +665,7 @@ def test_a_try_again_that_was_lost_comes_back_after_the_ack_wait(
 ):
     from nats.aio.msg import Msg
 
-    from registry.provisioner import worker
+    from provisioner import worker
 
     original = worker.workflow.run
     calls = []

@@ -8,11 +8,11 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
+from provisioner.gitops import Repository
+from provisioner.workflow import run
 from registry import contract
 from registry.extensions import db
 from registry.filters import linkify
-from registry.provisioner.gitops import Repository
-from registry.provisioner.workflow import run
 from registry.provisioning import services as provisioning
 from registry.provisioning.models import OutboxMessage
 from registry.requests import services

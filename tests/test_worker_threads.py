@@ -4,7 +4,7 @@ running on; the next test's rows then went to a NATS server nobody read."""
 
 import pytest
 
-from registry.provisioner.worker import ProvisionerWorker
+from provisioner.worker import ProvisionerWorker
 from registry.provisioning.worker import NatsWorker
 
 from .conftest import free_port

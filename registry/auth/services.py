@@ -8,6 +8,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..audit import services as audit
 from ..extensions import db
+from . import signals
 from .models import Role, User
 
 
@@ -65,9 +66,7 @@ def change_email(user: User, email: str, *, why: str = "") -> bool:
 
 
 def _link_contacts(user: User) -> None:
-    from ..products.services import link_contacts
-
-    link_contacts(user)
+    signals.email_verified.send(user)
 
 
 def change_role(user: User, role: Role, *, why: str = "") -> bool:

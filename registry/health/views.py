@@ -3,7 +3,7 @@ import time
 from flask import current_app, has_request_context, jsonify
 from flask_login import current_user
 
-from .. import background
+from .. import wiring
 from . import bp, queries
 
 
@@ -18,7 +18,7 @@ def readyz():
     """The process can do its work: the database answers; where this process runs background
     work, NATS is connected and the bridge keeps up; no outbox is stuck. 503 with the reasons."""
     reasons, warnings, checks = [], [], {}
-    status = background.status()
+    status = wiring.status()
     problem = queries.database_reachable()
     checks["database"] = problem or "ok"
     if problem:

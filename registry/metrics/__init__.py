@@ -1,7 +1,7 @@
 """Metrics for Prometheus: ``/metrics`` (``views.py``, who may read it in ``access.py``), the
 counters and histograms the code observes (``instruments.py``), the gauges read from the
 database at scrape time (``collector.py``), and the port of processes that serve no web pages
-(``server.py``: ``flask worker``, ``flask provisioner``)."""
+(``server.py``: ``flask worker``)."""
 
 from flask import Blueprint
 
@@ -9,9 +9,8 @@ bp = Blueprint("metrics", __name__)
 
 
 def init_app(app) -> None:
-    """Route, access settings, and the listeners that observe the lifecycle after each commit."""
-    from . import access, instruments, views  # noqa: F401
+    """Route and access settings (``registry.wiring`` connects what observes the lifecycle)."""
+    from . import access, views  # noqa: F401
 
     access.configure(app)
-    instruments.install()
     app.register_blueprint(bp)

@@ -114,11 +114,9 @@ def _rolled_back(session) -> None:
     session.info.pop(_QUEUE, None)
 
 
-def install() -> None:
-    """Listen to the lifecycle and to commits; doing it again (a second app) changes nothing."""
-    from ..requests.signals import request_moved
-
-    request_moved.connect(request_moved_listener)
+def observe_at_commit() -> None:
+    """Run what ``after_commit`` queued once its transaction commits; doing it again changes
+    nothing (``registry.wiring`` calls it)."""
     if not event.contains(Session, "after_commit", _committed):
         event.listen(Session, "after_commit", _committed)
         event.listen(Session, "after_rollback", _rolled_back)

@@ -131,6 +131,13 @@ def request_moved(request, event) -> None:
         )
 
 
+def request_noted(request, event) -> OutboxEmail | None:
+    """The lifecycle's signal for an entry that moves nothing: a comment is emailed."""
+    if event.kind == "comment":
+        return comment_written(request, event, event.actor)
+    return None
+
+
 def comment_written(request, event, author) -> OutboxEmail | None:
     """A comment goes to the other side: a super admin's to the team (the contacts and the
     requester), a team member's to the super admins and the extra reviewer addresses; never

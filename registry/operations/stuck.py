@@ -26,6 +26,7 @@ from ..extensions import db
 from ..notifications import services as notifications
 from ..products.models import Product
 from ..provisioning.models import MessageStatus, OutboxMessage
+from ..requests import lifecycle
 from ..requests.models import IN_FLIGHT_STATUSES, Request, RequestEvent, RequestStatus
 from ..timeutil import utcnow
 from .models import StuckReminder
@@ -249,16 +250,7 @@ def _remind_one(stuck: Stuck, now: datetime) -> bool:
     if req is None or req.status != stuck.status or not _still(stuck, req):
         db.session.rollback()  # it moved on meanwhile
         return False
-    db.session.add(
-        RequestEvent(
-            request_id=req.id,
-            kind="reminder",
-            from_status=req.status,
-            to_status=req.status,
-            note=f"Super admins reminded: {stuck.reason}.",
-            created_at=now,
-        )
-    )
+    lifecycle.note(req, "reminder", f"Super admins reminded: {stuck.reason}.", at=now)
     anchor = stuck.runbook_anchor
     notifications.enqueue(
         "stuck",

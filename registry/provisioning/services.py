@@ -19,9 +19,9 @@ from ..extensions import db
 from ..inputs import BadJSON, parse_json
 from ..products.models import Product
 from ..reference.models import Cluster, Ministry, QuotaOption
-from ..requests import changes
+from ..requests import changes, lifecycle
 from ..requests.lifecycle import IN_FLIGHT, transition
-from ..requests.models import Request, RequestEvent, RequestStatus
+from ..requests.models import Request, RequestStatus
 from ..timeutil import utcnow
 from .models import DeadLetter, OutboxMessage, ProvisioningTarget, ServiceAccount
 
@@ -383,17 +383,7 @@ def _resolve(letter: DeadLetter, resolution: str, actor, note: str) -> None:
     request = db.session.get(Request, letter.request_id) if letter.request_id else None
     what = f"dead letter #{letter.id}"
     if request is not None:
-        db.session.add(
-            RequestEvent(
-                request_id=request.id,
-                kind="dead_letter",
-                actor_id=actor.id,
-                from_status=request.status,
-                to_status=request.status,
-                note=f"{resolution.capitalize()} {what}: {note}",
-                created_at=utcnow(),
-            )
-        )
+        lifecycle.note(request, "dead_letter", f"{resolution.capitalize()} {what}: {note}", actor)
     audit.record(
         f"dead_letter_{resolution}",
         target=what + (f" (request #{request.id})" if request is not None else ""),

@@ -1,6 +1,7 @@
 """The request lifecycle: the one table of allowed moves and the one function that makes them.
 
-Nothing else assigns ``Request.status`` or ``Product.status``. Each move appends a
+Nothing else assigns ``Request.status`` or ``Product.status``, or writes a timeline entry
+(:func:`note` adds those that move nothing). Each move appends a
 :class:`RequestEvent`, sets the product's state from :data:`PRODUCT_STATES`, applies a finished
 edit to the product, and sends :data:`signals.request_moved`: provisioning and notifications
 listen to it and write their outbox rows in the same transaction.
@@ -127,4 +128,32 @@ def transition(
     if request.id is None:
         db.session.flush()  # the emails of this step link to the request by its id
     signals.request_moved.send(request, event=event)
+    return event
+
+
+# Timeline entries that move nothing: a question or an answer on the request, a provisioner's
+# report replayed or discarded, a reminder to the super admins of a stuck request.
+NOTE_KINDS = frozenset({"comment", "dead_letter", "reminder"})
+
+
+def note(request: Request, kind: str, text: str, actor=None, at=None) -> RequestEvent:
+    """Add an entry of ``kind`` (:data:`NOTE_KINDS`) to the request's timeline, at its status
+    (``at``: when, by default now), and send :data:`signals.request_noted` (mail reacts to
+    comments). Flushes; the caller commits."""
+    if kind not in NOTE_KINDS:
+        raise ValueError(f"not a kind of note: {kind!r}")
+    event = RequestEvent(
+        request_id=request.id,
+        kind=kind,
+        actor_id=actor.id if actor is not None else None,
+        from_status=request.status,
+        to_status=request.status,
+        note=text,
+        created_at=at or utcnow(),
+    )
+    if actor is not None:
+        event.actor = actor
+    db.session.add(event)
+    db.session.flush()
+    signals.request_noted.send(request, event=event)
     return event

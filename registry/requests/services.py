@@ -16,7 +16,7 @@ from ..reference import services as reference
 from ..reference.models import ENVIRONMENTS, QUOTA_KINDS
 from ..timeutil import utcnow
 from . import changes
-from .lifecycle import transition
+from .lifecycle import note, transition
 from .models import ACTIVE_STATUSES, Request, RequestEvent, RequestStatus, RequestType
 
 
@@ -466,10 +466,8 @@ def comment_blocker(request: Request, user) -> RequestError | None:
 
 
 def add_comment(request: Request, author, text: str) -> RequestEvent:
-    """Put ``author``'s comment on the request's timeline (it moves nothing) and email it to
-    the other side (notifications.comment_written). The caller commits."""
-    from ..notifications import services as notifications
-
+    """Put ``author``'s comment on the request's timeline (it moves nothing; mail sends it to
+    the other side). The caller commits."""
     blocker = comment_blocker(request, author)
     if blocker is not None:
         raise blocker
@@ -480,17 +478,4 @@ def add_comment(request: Request, author, text: str) -> RequestEvent:
         raise CommentInvalid(
             f"A comment is at most {COMMENT_MAX:,} characters; this one has {len(text):,}."
         )
-    event = RequestEvent(
-        request_id=request.id,
-        kind="comment",
-        actor_id=author.id,
-        from_status=request.status,
-        to_status=request.status,
-        note=text,
-        created_at=utcnow(),
-    )
-    event.actor = author
-    db.session.add(event)
-    db.session.flush()
-    notifications.comment_written(request, event, author)
-    return event
+    return note(request, "comment", text, author)

@@ -1,5 +1,5 @@
-"""The lifecycle's one signal. Features that react to a move (provisioning, mail) connect to it in
-``create_app``, so the lifecycle imports none of them."""
+"""The lifecycle's signals. Features that react (provisioning, mail, metrics) connect to them in
+``registry.wiring``, so the lifecycle imports none of them."""
 
 from blinker import Namespace
 
@@ -9,3 +9,7 @@ _signals = Namespace()
 #: transaction: ``request_moved.send(request, event=event)``. Receivers write outbox rows; they
 #: never commit or talk to the network.
 request_moved = _signals.signal("request-moved")
+
+#: Sent by :func:`registry.requests.lifecycle.note` after a timeline entry that moves nothing (a
+#: comment, a dead letter resolved, a reminder): ``request_noted.send(request, event=event)``.
+request_noted = _signals.signal("request-noted")

@@ -1,19 +1,45 @@
-"""Background work of a serving process: the mail sender, the NATS relay and bridge, the check
-for stuck requests, and on PostgreSQL the listener that lets other processes' commits wake them.
+"""The one place that wires reactions: who listens to the request lifecycle, what runs after a
+commit, and which threads a serving process runs. Features never connect themselves.
 
-Started by the serving entry points (wsgi.py, the ``dev`` and ``worker`` commands), never by
-``create_app`` and at most once per process.
+- :func:`connect_reactions` (``create_app``; doing it twice changes nothing): an approval
+  publishes to the provisioner, every move and comment writes its email, decisions and
+  provisioning are measured, and a commit that wrote outbox rows wakes their sender.
+- :func:`start` / :func:`stop` (the serving entry points: wsgi.py, the ``dev`` and ``worker``
+  commands; never ``create_app``, at most once per process): the mail sender, the NATS relay
+  and bridge, the check for stuck requests, and on PostgreSQL the listener that lets other
+  processes' commits wake them.
 """
 
 import threading
 from dataclasses import dataclass
 
 from . import outbox
+from .auth.signals import email_verified
 from .extensions import db
+from .metrics import instruments
 from .notifications import sender
+from .notifications import services as notifications
 from .notifications.sender import SenderThread
 from .operations.stuck import StuckChecker
+from .products import services as products
+from .provisioning import relay
+from .provisioning import services as provisioning
 from .provisioning.worker import NatsWorker
+from .requests.signals import request_moved, request_noted
+
+
+def connect_reactions() -> None:
+    """Connect every reaction to the lifecycle, to accounts and to commits."""
+    request_moved.connect(provisioning.request_moved)
+    request_moved.connect(notifications.request_moved)
+    request_moved.connect(instruments.request_moved_listener)
+    request_noted.connect(notifications.request_noted)
+    # A verified email makes the contacts that name it the account's (access follows accounts).
+    email_verified.connect(products.link_contacts)
+    instruments.observe_at_commit()
+    sender.install_commit_hook()
+    relay.install_commit_hook()
+
 
 _lock = threading.Lock()
 _threads: list[threading.Thread] = []

@@ -16,16 +16,18 @@ from pathlib import Path
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig
 
-from .. import contract, natsutil
+from registry import contract, natsutil
+
 from . import workflow
 from .gitops import Repository
+from .settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def repository(app) -> Repository:
-    path = app.config["PROVISIONER_GITOPS_REPO"] or str(Path(app.instance_path) / "gitops")
-    return Repository(Path(path), web_url=app.config["PROVISIONER_GITOPS_WEB_URL"]).ensure()
+def repository(settings) -> Repository:
+    path = settings.config["PROVISIONER_GITOPS_REPO"] or Path(settings.instance_path) / "gitops"
+    return Repository(Path(path), web_url=settings.config["PROVISIONER_GITOPS_WEB_URL"]).ensure()
 
 
 def status_body(message: dict, status: str, note: str) -> dict:
@@ -46,17 +48,19 @@ class ReportNotSent(Exception):
 class ProvisionerWorker(natsutil.LoopThread):
     """Runs the reference provisioner in a daemon thread with its own event loop."""
 
-    def __init__(self, app):
+    def __init__(self, settings):
+        """``settings``: anything with ``config`` (a mapping) and ``instance_path``: its
+        :class:`Settings`, or a registry app's (development runs it in-process)."""
         super().__init__(name="provisioner")
-        self.app = app
-        self.repo = repository(app)
+        self.settings = Settings.of(settings.config, settings.instance_path)
+        self.repo = repository(self.settings)
         self.ready = threading.Event()
         self.runs: list[workflow.Run] = []
 
     async def main(self) -> None:
-        link = natsutil.new_link(self.app.config["NATS_URL"])
+        link = natsutil.new_link(self.settings.config["NATS_URL"])
         nc = await natsutil.connect(
-            self.app.config["NATS_URL"], "reference-provisioner", self.stopping, link
+            self.settings.config["NATS_URL"], "reference-provisioner", self.stopping, link
         )
         if nc is None:
             return
@@ -87,7 +91,7 @@ class ProvisionerWorker(natsutil.LoopThread):
             await nc.close()
 
     async def _subscribe(self, js):
-        stream = self.app.config["NATS_STREAM"]
+        stream = self.settings.config["NATS_STREAM"]
         while True:
             if self.stopping.is_set():
                 return None
@@ -98,7 +102,7 @@ class ProvisionerWorker(natsutil.LoopThread):
                 log.info("Waiting for stream %s (%s)", stream, exc)
                 await asyncio.sleep(1)
         subjects = [s for s in info.config.subjects if s != contract.STATUS_SUBJECT]
-        durable = self.app.config["PROVISIONER_DURABLE"]
+        durable = self.settings.config["PROVISIONER_DURABLE"]
         # Create the durable, or bring its filters up to date with the stream's clusters.
         await js.add_consumer(
             stream,
@@ -106,7 +110,7 @@ class ProvisionerWorker(natsutil.LoopThread):
                 name=durable,
                 durable_name=durable,
                 ack_policy=AckPolicy.EXPLICIT,
-                ack_wait=self.app.config["PROVISIONER_ACK_WAIT_SECONDS"],
+                ack_wait=self.settings.config["PROVISIONER_ACK_WAIT_SECONDS"],
                 max_deliver=-1,
                 filter_subjects=subjects,
             ),
@@ -145,7 +149,7 @@ class ProvisionerWorker(natsutil.LoopThread):
             except Exception as exc:
                 raise ReportNotSent(f"{type(exc).__name__}: {exc}") from exc
 
-        rules = workflow.rules_from(self.app.config["PROVISIONER_FAIL_RULES"])
+        rules = workflow.rules_from(self.settings.config["PROVISIONER_FAIL_RULES"])
         heartbeat = asyncio.create_task(self._in_progress(msg))
         try:
             run = await asyncio.to_thread(workflow.run, message, self.repo, report, rules)
@@ -174,7 +178,7 @@ class ProvisionerWorker(natsutil.LoopThread):
     async def _in_progress(self, msg) -> None:
         """While a workflow runs, tell NATS it is still being worked on, so it is not handed
         out again however long the workflow takes."""
-        every = self.app.config["PROVISIONER_ACK_WAIT_SECONDS"] / 4
+        every = self.settings.config["PROVISIONER_ACK_WAIT_SECONDS"] / 4
         while True:
             await asyncio.sleep(every)
             with contextlib.suppress(Exception):  # NATS away: the next one may get through

@@ -1,0 +1,34 @@
+"""``reference-provisioner``: run the provisioner until SIGTERM or Ctrl-C."""
+
+import contextlib
+import logging
+import signal
+import sys
+import threading
+
+from .settings import Settings
+from .worker import ProvisionerWorker
+
+log = logging.getLogger("provisioner")
+
+
+def main() -> int:
+    settings = Settings.from_environment()
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=str(settings.config["LOG_LEVEL"]).upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    logging.getLogger("nats").setLevel(logging.WARNING)
+    if not settings.config["NATS_URL"]:
+        print("Set REGISTRY_NATS_URL.", file=sys.stderr)
+        return 2
+    worker = ProvisionerWorker(settings)
+    worker.start()
+    log.info("Provisioner running; GitOps repository %s. Ctrl-C to stop.", worker.repo.path)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        stopped.wait()
+    worker.stop()
+    return 0
