@@ -157,7 +157,7 @@ def processes(url: str, nats_url: str, gitops: str, port: int):
     commands = [
         [str(bin_dir / "gunicorn"), "-w", "2", "-b", f"127.0.0.1:{port}", "wsgi:app"],
         [str(bin_dir / "flask"), "--app", "registry", "worker"],
-        [str(bin_dir / "flask"), "--app", "registry", "provisioner"],
+        [str(bin_dir / "reference-provisioner")],
     ]
     started = [
         subprocess.Popen(command, env=env, cwd=root, stdout=subprocess.DEVNULL)

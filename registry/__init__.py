@@ -31,7 +31,6 @@ def create_app(test_config: dict | None = None) -> Flask:
         models,  # noqa: F401  (every table, for Alembic and create_all)
         wiring,
     )
-    from .admin import bp as admin_bp
     from .audit import bp as audit_bp
     from .auth import bp as auth_bp
     from .auth import oidc
@@ -39,13 +38,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .errors import register as register_errors
     from .filters import register as register_filters
     from .health import bp as health_bp
-    from .history import bp as history_bp
     from .htmx import add_vary
     from .notifications import bp as notifications_bp
     from .operations import bp as operations_bp
     from .products import bp as products_bp
     from .provisioning import bp as provisioning_bp
     from .reference import bp as reference_bp
+    from .requests import asking, finding, review
     from .requests import bp as requests_bp
 
     for blueprint in (
@@ -53,8 +52,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         reference_bp,
         products_bp,
         requests_bp,
-        admin_bp,
-        history_bp,
+        asking.bp,
+        review.bp,
+        finding.bp,
         notifications_bp,
         provisioning_bp,
         health_bp,
@@ -76,9 +76,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         if not current_user.is_authenticated:
             return redirect(url_for("auth.login"))
         if current_user.is_super_admin:
-            return redirect(url_for("admin.queue"))
+            return redirect(url_for("review.queue"))
         if current_user.is_support:
-            return redirect(url_for("history.all_requests"))
+            return redirect(url_for("finding.all_requests"))
         return redirect(url_for("products.mine"))
 
     @app.get("/favicon.ico")

@@ -21,21 +21,26 @@ from .notifications import sender
 from .notifications import services as notifications
 from .notifications.sender import SenderThread
 from .operations.stuck import StuckChecker
+from .products import pages as product_pages
 from .products import services as products
+from .provisioning import messages as provisioning_messages
 from .provisioning import relay
-from .provisioning import services as provisioning
 from .provisioning.worker import NatsWorker
+from .requests import product_pages as request_parts
 from .requests.signals import request_moved, request_noted
 
 
 def connect_reactions() -> None:
     """Connect every reaction to the lifecycle, to accounts and to commits."""
-    request_moved.connect(provisioning.request_moved)
+    request_moved.connect(provisioning_messages.request_moved)
     request_moved.connect(notifications.request_moved)
     request_moved.connect(instruments.request_moved_listener)
     request_noted.connect(notifications.request_noted)
     # A verified email makes the contacts that name it the account's (access follows accounts).
     email_verified.connect(products.link_contacts)
+    # The product pages show the request workflow's parts: products import nothing from it.
+    product_pages.parts.listing = request_parts.listing
+    product_pages.parts.detail = request_parts.detail
     instruments.observe_at_commit()
     sender.install_commit_hook()
     relay.install_commit_hook()

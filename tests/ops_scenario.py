@@ -15,7 +15,7 @@ from sqlalchemy import select
 from registry import contract
 from registry.extensions import db
 from registry.operations.queries import week_start
-from registry.provisioning import services as provisioning
+from registry.provisioning import reports as status_reports
 from registry.requests import services
 from registry.requests.models import Request, RequestEvent
 from registry.timeutil import utcnow
@@ -27,7 +27,7 @@ HOUR, MINUTE = timedelta(hours=1), timedelta(minutes=1)
 
 def report(req: Request, step: str, message: str = "", cluster: str = "silver") -> None:
     body = contract.report_body(req.product.licence_plate, cluster, req.id, step, message)
-    provisioning.apply_report(contract.parse_report(json.dumps(body)))
+    status_reports.apply_report(contract.parse_report(json.dumps(body)))
     db.session.commit()
 
 

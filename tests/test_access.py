@@ -18,13 +18,14 @@ from markupsafe import escape
 from sqlalchemy import func, select
 
 from registry import contract
-from registry.auth.models import Role, User
+from registry.auth import service_accounts as machine_accounts
+from registry.auth.models import Role, ServiceAccount, User
 from registry.extensions import db
 from registry.notifications.models import EmailStatus, OutboxEmail
 from registry.products.models import Product
 from registry.products.services import ContactData
-from registry.provisioning import services as provisioning
-from registry.provisioning.models import DeadLetter, ServiceAccount
+from registry.provisioning import dead_letters as dead_letter_rules
+from registry.provisioning.models import DeadLetter
 from registry.requests import services as request_services
 from registry.requests.models import Request, RequestStatus
 
@@ -78,9 +79,9 @@ def world(app) -> World:
     failed.status = EmailStatus.FAILED.value
     failed.attempts = 8
     failed.last_error = "550 mailbox unavailable"
-    account, _ = provisioning.create_service_account("pipeline")
+    account, _ = machine_accounts.create_service_account("pipeline")
     report = contract.report_body(req.product.licence_plate, "silver", req.id, "workflow_started")
-    letter = provisioning.dead_letter("nats", json.dumps(report), "request is pending")
+    letter = dead_letter_rules.dead_letter("nats", json.dumps(report), "request is pending")
     db.session.commit()
     return World(
         emails={persona: user.email for persona, user in people.items()},
@@ -208,9 +209,9 @@ ROUTES = [
         changes={persona: {"signed_in": False} for persona in SIGNED_IN},
     ),
     Route("products.mine", "GET", matrix(200)),
-    Route("products.new", "GET", matrix(200, support=403)),
+    Route("asking.new", "GET", matrix(200, support=403)),
     Route(
-        "products.new",
+        "asking.new",
         "POST",
         matrix(303, support=403),
         form=lambda w: builders.form_data(),
@@ -221,7 +222,7 @@ ROUTES = [
         },
     ),
     Route(
-        "products.validate_field",
+        "asking.validate_field",
         "POST",
         matrix(200, support=403),
         form=lambda w: builders.form_data(),
@@ -229,17 +230,17 @@ ROUTES = [
     ),
     # "Pick a contact": names and emails of the people the registry knows, only to those who
     # may ask for products (a fragment for HTMX).
-    Route("products.people", "GET", matrix(200, support=403), query={"q": "co"}),
+    Route("asking.people", "GET", matrix(200, support=403), query={"q": "co"}),
     Route("products.detail", "GET", PRODUCT_PAGE),
     # The world's product is still requested: no change, deletion or new request can be made
     # while its first request is open, and the answer says so (409) to those who may ask.
     *(
         Route(endpoint, method, DAY_TWO, form=lambda w: builders.form_data(confirmation=w.plate))
-        for endpoint in ("products.change", "products.delete", "products.request_again")
+        for endpoint in ("asking.change", "asking.delete", "asking.request_again")
         for method in ("GET", "POST")
     ),
     Route(
-        "products.change_preview",
+        "asking.change_preview",
         "POST",
         matrix(200, support=403, unrelated=404),
         form=lambda w: builders.form_data(),
@@ -261,20 +262,20 @@ ROUTES = [
         matrix(403, unrelated=404, requester=(303, "/requests/{request_id}")),
         changes={"requester": {"request": RequestStatus.CANCELLED.value, "outbox": MORE}},
     ),
-    Route("admin.queue", "GET", STAFF_PAGE),
-    Route("admin.queue_updates", "GET", STAFF_PAGE),
+    Route("review.queue", "GET", STAFF_PAGE),
+    Route("review.queue_updates", "GET", STAFF_PAGE),
     # The world's request is a create: there are no other quotas to grant, for anyone.
-    Route("admin.grant", "GET", matrix(403, super_admin=404)),
-    Route("admin.whole_request", "GET", STAFF_PAGE),
+    Route("review.grant", "GET", matrix(403, super_admin=404)),
+    Route("review.whole_request", "GET", STAFF_PAGE),
     Route(
-        "admin.decide",
+        "review.decide",
         "POST",
         matrix(403, super_admin=(303, "/admin/queue")),
         form=lambda w: {"decision": "approve"},
         changes={"super_admin": {"request": RequestStatus.APPROVED.value, "outbox": MORE}},
     ),
-    Route("history.all_requests", "GET", STAFF_PAGE),
-    Route("history.export", "GET", STAFF_PAGE),
+    Route("finding.all_requests", "GET", STAFF_PAGE),
+    Route("finding.export", "GET", STAFF_PAGE),
     Route("notifications.outgoing", "GET", STAFF_PAGE),
     Route(
         "notifications.retry",
@@ -316,16 +317,16 @@ ROUTES = [
     Route("operations.page", "GET", STAFF_PAGE),
     Route("operations.runbook", "GET", STAFF_PAGE),
     # Service accounts: super admins only; the new token is shown on the page the POST answers.
-    Route("provisioning.service_accounts", "GET", matrix(403, super_admin=200)),
+    Route("auth.service_accounts", "GET", matrix(403, super_admin=200)),
     Route(
-        "provisioning.create_service_account",
+        "auth.create_service_account",
         "POST",
         matrix(403, super_admin=200),
         form=lambda w: {"name": "new-pipeline", "expires_in_days": "30"},
         changes={"super_admin": {"accounts": MORE}},
     ),
     Route(
-        "provisioning.revoke_service_account",
+        "auth.revoke_service_account",
         "POST",
         matrix(403, super_admin=(303, "/admin/service-accounts")),
         changes={"super_admin": {"accounts": 0}},

@@ -18,7 +18,7 @@ from registry import contract
 from registry.extensions import db
 from registry.products.models import Product, ProductStatus
 from registry.provisioning import bridge
-from registry.provisioning import services as provisioning
+from registry.provisioning import reports as status_reports
 from registry.provisioning.models import DeadLetter, OutboxMessage, ProvisioningTarget
 from registry.requests import services
 from registry.requests.models import Request, RequestEvent, RequestStatus
@@ -166,10 +166,10 @@ def _holds_for(seconds: float, check) -> None:
         time.sleep(0.1)
 
 
-def _apply(plate, cluster, request_id, status, message="") -> provisioning.Outcome:
+def _apply(plate, cluster, request_id, status, message="") -> status_reports.Outcome:
     """One report through the service, as the bridge would apply it; committed."""
     body = contract.report_body(plate, cluster, request_id, status, message)
-    outcome = provisioning.apply_report(contract.parse_report(json.dumps(body)))
+    outcome = status_reports.apply_report(contract.parse_report(json.dumps(body)))
     db.session.commit()
     return outcome
 
@@ -420,14 +420,14 @@ def test_a_report_that_keeps_failing_is_set_aside_and_holds_up_nothing(
 ):
     stuck_id, stuck_plate = _approved(owner, admin)
     request_id, plate = _approved(owner, admin)
-    apply_report = provisioning.apply_report
+    apply_report = status_reports.apply_report
 
     def failing_for_one_request(report, *args, **kwargs):
         if report.request_id == stuck_id:
             raise RuntimeError("a bug no rule foresaw")
         return apply_report(report, *args, **kwargs)
 
-    monkeypatch.setattr(provisioning, "apply_report", failing_for_one_request)
+    monkeypatch.setattr(status_reports, "apply_report", failing_for_one_request)
     # Both wait in the stream before the bridge starts, so they arrive in one batch: the good
     # one must not wait for the ack timeout (30 s) because the other broke the batch.
     _publish(
@@ -482,14 +482,14 @@ def test_a_repeated_step_is_not_applied_again(owner, admin):
     first = _apply(plate, "silver", request_id, "workflow_started")
     again = _apply(plate, "silver", request_id, "workflow_started")
     assert first.applied is True
-    assert again == provisioning.Outcome(False, request_id, "provisioning", "step already passed")
+    assert again == status_reports.Outcome(False, request_id, "provisioning", "step already passed")
     assert _step_events(request_id, "workflow_started") == 1
 
 
 def test_a_report_for_a_cluster_the_request_is_not_on_is_refused(owner, admin):
     request_id, plate = _approved(owner, admin)
     before = len(_events(request_id))
-    with pytest.raises(provisioning.NotAwaiting, match="no provisioning on cluster 'gold'"):
+    with pytest.raises(status_reports.NotAwaiting, match="no provisioning on cluster 'gold'"):
         _apply(plate, "gold", request_id, "provisioned")
     db.session.rollback()
     assert len(_events(request_id)) == before
@@ -517,7 +517,7 @@ def test_a_report_for_a_provisioned_request_is_ignored_not_dead_lettered(app, ow
 
     for status in ("workflow_started", "provisioned", "failed"):
         outcome = _apply(plate, "silver", request_id, status, "straggler")
-        assert outcome == provisioning.Outcome(
+        assert outcome == status_reports.Outcome(
             False, request_id, "provisioned", "request no longer in flight"
         )
     body = contract.report_body(plate, "silver", request_id, "failed", "straggler")
@@ -600,7 +600,7 @@ def test_an_unexpected_error_is_retried_then_dead_lettered(app, owner, admin, mo
     def broken(report, *args, **kwargs):
         raise KeyError("surprise")
 
-    monkeypatch.setattr(provisioning, "apply_report", broken)
+    monkeypatch.setattr(status_reports, "apply_report", broken)
     last = bridge.MAX_DELIVERIES
     for delivered in range(1, last):
         assert bridge.handle_report(app, data, None, 9, delivered) == bridge.RETRY

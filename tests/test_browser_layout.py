@@ -21,11 +21,12 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from registry import contract
+from registry.auth import service_accounts as machine_accounts
 from registry.auth.models import Role
 from registry.extensions import db
 from registry.notifications.models import EmailStatus, OutboxEmail
 from registry.products.services import ContactData, ProductData, live_data
-from registry.provisioning import services as provisioning
+from registry.provisioning import dead_letters as dead_letter_rules
 from registry.requests import services
 from registry.requests.models import Request
 
@@ -43,7 +44,7 @@ NOT_PAGES = {
     "health.readyz",
     "metrics.metrics",  # Prometheus' text format
     "audit.export",
-    "history.export",  # CSV
+    "finding.export",  # CSV
     "favicon",
     "index",  # a redirect to each role's own page
     "auth.oidc_start",  # 404 with single sign-on off (tests/test_oidc.py)
@@ -195,7 +196,7 @@ def make_world(people: dict) -> World:
     failed.status = EmailStatus.FAILED.value
     failed.attempts = 8
     failed.last_error = "550 mailbox unavailable: " + "a-very-long-unbroken-error-text-" * 4
-    account, _ = provisioning.create_service_account("pipeline")
+    account, _ = machine_accounts.create_service_account("pipeline")
     db.session.commit()
     return World(
         emails={persona: user.email for persona, user in people.items()},
@@ -226,7 +227,7 @@ def lived_in(people: dict) -> list[tuple[str, str, tuple[str, ...]]]:
     data.description = "Permits for harbour moorings, now with a public map."
     edit = services.submit_edit(product, data, requester)
     db.session.commit()
-    provisioning.dead_letter(
+    dead_letter_rules.dead_letter(
         "nats",
         json.dumps({"licencePlate": "zzzzzz", "note": "x" * 300}),
         "No request matches this report: " + "unknown-plate-" * 10,
@@ -241,12 +242,12 @@ def lived_in(people: dict) -> list[tuple[str, str, tuple[str, ...]]]:
         ("requests.detail", f"/requests/{edit.id}", TEAM_AND_STAFF),
         ("products.detail", f"/products/{product.licence_plate}", TEAM_AND_STAFF),
         ("products.detail", f"/products/{rejected}", ("requester",)),
-        ("products.change", f"/products/{settled}/change", ("requester",)),
-        ("products.delete", f"/products/{settled}/delete", ("requester",)),
-        ("products.request_again", f"/products/{rejected}/request-again", ("requester",)),
-        ("admin.grant", f"/admin/requests/{edit.id}/grant", ("super_admin",)),
-        ("admin.whole_request", f"/admin/requests/{edit.id}/whole", ("super_admin",)),
-        ("history.all_requests", "/history?status=provisioned&q=Provisioned", ("support",)),
+        ("asking.change", f"/products/{settled}/change", ("requester",)),
+        ("asking.delete", f"/products/{settled}/delete", ("requester",)),
+        ("asking.request_again", f"/products/{rejected}/request-again", ("requester",)),
+        ("review.grant", f"/admin/requests/{edit.id}/grant", ("super_admin",)),
+        ("review.whole_request", f"/admin/requests/{edit.id}/whole", ("super_admin",)),
+        ("finding.all_requests", "/history?status=provisioned&q=Provisioned", ("support",)),
     ]
 
 
@@ -331,7 +332,7 @@ def test_every_page_fits_narrow_and_wide_screens_and_has_no_axe_violations(
         # The error pages, in the registry's words; the 500 page tells nothing of the cause.
         visitor.check("requester", "/admin/queue", "403 page", 403)
         visitor.check("requester", "/products/zzzzzz", "404 page", 404)
-        visitor.check("requester", world.url(app, "products.change"), "409 page", 409)
+        visitor.check("requester", world.url(app, "asking.change"), "409 page", 409)
         visitor.check("anonymous", "/no/such/page", "404 page signed out", 404)
         visitor.check("requester", BOOM, "500 page", 500)
         body = visitor.page("requester").content()

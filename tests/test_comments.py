@@ -11,7 +11,7 @@ from registry import contract
 from registry.extensions import db
 from registry.notifications.models import OutboxEmail
 from registry.products.services import ContactData
-from registry.provisioning import services as provisioning
+from registry.provisioning import reports as status_reports
 from registry.requests import services
 from registry.requests.models import Request, RequestEvent, RequestStatus
 
@@ -185,7 +185,7 @@ def test_no_comment_on_an_approved_request(client, team, pending):
 def test_a_failed_request_takes_comments_and_still_fails_the_same_way(client, team, pending):
     _approved(team, pending)
     body = contract.report_body(pending.product.licence_plate, "silver", pending.id, "failed", "x")
-    provisioning.apply_report(contract.parse_report(json.dumps(body)))
+    status_reports.apply_report(contract.parse_report(json.dumps(body)))
     db.session.commit()
     builders.login(client, team["admin"])
     page = client.get(f"/requests/{pending.id}").get_data(as_text=True)
@@ -199,7 +199,7 @@ def test_a_failed_request_takes_comments_and_still_fails_the_same_way(client, te
     assert req.events[-2].failed_step == "workflow_started"
     assert req.events[-1].failed_step is None
     # A re-send is still possible from a failed request with a comment on top.
-    provisioning.resend(req.id, team["admin2"])
+    status_reports.resend(req.id, team["admin2"])
     db.session.commit()
     assert db.session.get(Request, pending.id).status == RequestStatus.APPROVED.value
 

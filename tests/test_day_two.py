@@ -19,7 +19,7 @@ from registry.notifications import sender
 from registry.notifications.models import OutboxEmail
 from registry.products.models import Product, ProductStatus
 from registry.products.services import ContactData, ProductData, live_data
-from registry.provisioning import services as provisioning
+from registry.provisioning import reports as status_reports
 from registry.provisioning.models import OutboxMessage
 from registry.requests import changes, services
 from registry.requests.models import Request, RequestEvent, RequestStatus, RequestType
@@ -39,7 +39,7 @@ SMALLER_MEMORY = "memory-request-2-limit-4"
 
 def report(req: Request, cluster: str, step: str, message: str = "") -> None:
     body = contract.report_body(req.product.licence_plate, cluster, req.id, step, message)
-    provisioning.apply_report(contract.parse_report(json.dumps(body)))
+    status_reports.apply_report(contract.parse_report(json.dumps(body)))
     db.session.commit()
 
 
@@ -145,7 +145,7 @@ def test_the_product_state_follows_each_kind_of_request_through_every_step(owner
     seen.append(product.status)
     report(req, "gold", "failed", "quota service down")
     seen.append(product.status)
-    provisioning.resend(req.id, admin)
+    status_reports.resend(req.id, admin)
     db.session.commit()
     seen.append(product.status)
     provision(req)

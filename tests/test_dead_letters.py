@@ -12,7 +12,7 @@ from registry import contract
 from registry.audit.models import AuditEvent
 from registry.extensions import db
 from registry.provisioning import bridge
-from registry.provisioning import services as provisioning
+from registry.provisioning import dead_letters as dead_letter_rules
 from registry.provisioning.models import DeadLetter
 from registry.requests import services
 from registry.requests.models import Request, RequestEvent, RequestStatus
@@ -142,7 +142,7 @@ def test_a_replay_of_a_report_already_applied_changes_nothing_and_resolves_it(
     data = _report(req)
     assert bridge.handle_report(app, data) == bridge.ACK
     # The same report, kept as a dead letter anyway (a database hiccup at the time, say).
-    letter = provisioning.dead_letter("nats", data, "the database refused it: hiccup")
+    letter = dead_letter_rules.dead_letter("nats", data, "the database refused it: hiccup")
     db.session.commit()
     builders.login(client, admin)
     response = builders.post(client, f"/admin/dead-letters/{letter.id}/replay")

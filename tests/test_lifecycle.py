@@ -32,10 +32,10 @@ def _events(request_id):
 
 def _report(req, cluster, status, message=""):
     from registry import contract
-    from registry.provisioning import services as provisioning
+    from registry.provisioning import reports as status_reports
 
     body = contract.report_body(req.product.licence_plate, cluster, req.id, status, message)
-    provisioning.apply_report(contract.parse_report(json.dumps(body)))
+    status_reports.apply_report(contract.parse_report(json.dumps(body)))
 
 
 def _request_in(status, requester, admin):

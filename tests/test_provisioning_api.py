@@ -13,11 +13,12 @@ import pytest
 from sqlalchemy import select, text
 
 from registry import contract
+from registry.auth import service_accounts as machine_accounts
+from registry.auth.models import ServiceAccount
 from registry.extensions import db
 from registry.products.models import Product, ProductStatus
 from registry.products.services import ProductData, live_data
-from registry.provisioning import services as provisioning
-from registry.provisioning.models import ServiceAccount
+from registry.provisioning import reports as status_reports
 from registry.requests import services
 from registry.requests.models import Request, RequestEvent, RequestStatus
 
@@ -39,10 +40,10 @@ def approve(owner, admin, **overrides) -> Request:
     return req
 
 
-def report(req: Request, cluster: str, step: str, message: str = "") -> provisioning.Outcome:
+def report(req: Request, cluster: str, step: str, message: str = "") -> status_reports.Outcome:
     """What the bridge does with one status message from the provisioner."""
     body = contract.report_body(req.product.licence_plate, cluster, req.id, step, message)
-    outcome = provisioning.apply_report(contract.parse_report(json.dumps(body)))
+    outcome = status_reports.apply_report(contract.parse_report(json.dumps(body)))
     db.session.commit()
     return outcome
 
@@ -80,7 +81,7 @@ def body_for(req: Request, cluster: str | None = None) -> dict:
 @pytest.fixture
 def token(app) -> str:
     """The bearer token of an active provisioner service account."""
-    _, token = provisioning.create_service_account("pipeline")
+    _, token = machine_accounts.create_service_account("pipeline")
     db.session.commit()
     return token
 
@@ -178,7 +179,7 @@ def test_the_callback_needs_no_csrf_token_but_forms_still_do(client, owner, admi
 
 @pytest.fixture
 def inactive_token(app) -> str:
-    account, token = provisioning.create_service_account("retired-pipeline")
+    account, token = machine_accounts.create_service_account("retired-pipeline")
     account.active = False
     db.session.commit()
     return token
@@ -206,7 +207,7 @@ def test_the_callback_refuses_a_caller_without_a_valid_token(
     headers = {}
     if authorization is not None:
         headers["Authorization"] = authorization.format(
-            token=token, inactive=inactive_token, hash=provisioning.hash_token(token)
+            token=token, inactive=inactive_token, hash=machine_accounts.hash_token(token)
         )
 
     response = put(client, body_for(req), headers=headers)
@@ -371,7 +372,7 @@ def test_a_service_account_name_is_taken_once(runner):
     assert TOKEN_PATTERN.findall(again.output) == []
     db.session.expire_all()
     [account] = db.session.scalars(select(ServiceAccount)).all()
-    assert account.token_hash == provisioning.hash_token(token)  # the first token still works
+    assert account.token_hash == machine_accounts.hash_token(token)  # the first token still works
 
 
 # --- the provisioner-report command (the provisioner played by hand) -----------------------------

@@ -15,7 +15,7 @@ from registry import contract
 from registry.extensions import db
 from registry.notifications import sender
 from registry.products.services import ContactData
-from registry.provisioning import services as provisioning
+from registry.provisioning import reports as status_reports
 from registry.requests import services
 from registry.requests.models import RequestStatus
 
@@ -43,7 +43,7 @@ ADMINS = {"admin@example.com", "admin2@example.com"}  # the admin and other_admi
 def report(req, cluster: str, step: str, message: str = ""):
     """Apply one status report as the bridge would, and commit."""
     body = contract.report_body(req.product.licence_plate, cluster, req.id, step, message)
-    outcome = provisioning.apply_report(contract.parse_report(json.dumps(body)))
+    outcome = status_reports.apply_report(contract.parse_report(json.dumps(body)))
     db.session.commit()
     return outcome
 
@@ -231,7 +231,7 @@ def test_approval_is_announced_once_and_a_resend_does_not_announce_it_again(
     db.session.expire_all()
     assert req.status == stuck_at
 
-    provisioning.resend(req.id, admin)
+    status_reports.resend(req.id, admin)
     db.session.commit()
     db.session.expire_all()
     assert (req.status, req.attempt) == (RequestStatus.APPROVED, 2)

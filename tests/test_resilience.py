@@ -106,7 +106,8 @@ def _try(call):
 
 @pytest.fixture
 def processes_apart(app, database_url, is_postgres, tmp_path):
-    """Start ``flask worker`` and ``flask provisioner`` against a NATS URL and this database."""
+    """Start ``flask worker`` and ``reference-provisioner`` against a NATS URL and this
+    database."""
     started: list[subprocess.Popen] = []
     logs = []
 
@@ -123,13 +124,17 @@ def processes_apart(app, database_url, is_postgres, tmp_path):
             "REGISTRY_NATS_RETRY_BASE_SECONDS": "0.2",
             **{f"REGISTRY_{key}": str(value) for key, value in settings.items()},
         }
-        flask = str(Path(sys.executable).parent / "flask")
-        for name in ("worker", "provisioner"):
+        bin_dir = Path(sys.executable).parent
+        commands = {
+            "worker": [str(bin_dir / "flask"), "--app", "registry", "worker"],
+            "provisioner": [str(bin_dir / "reference-provisioner")],
+        }
+        for name, command in commands.items():
             log = (tmp_path / f"{name}.log").open("w")
             logs.append(log)
             started.append(
                 subprocess.Popen(  # noqa: S603 - the project's own command
-                    [flask, "--app", "registry", name],
+                    command,
                     env=env,
                     stdout=log,
                     stderr=subprocess.STDOUT,

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import select
 
 from registry.audit.models import AuditEvent
+from registry.auth import service_accounts as machine_accounts
+from registry.auth.models import ServiceAccount
 from registry.extensions import db
-from registry.provisioning import services as provisioning
-from registry.provisioning.models import ServiceAccount
 from registry.requests.models import RequestStatus
 from registry.timeutil import utcnow
 
@@ -29,7 +29,7 @@ def account(name: str) -> ServiceAccount:
 @pytest.fixture
 def pipeline(app):
     """An active account and its token."""
-    _, token = provisioning.create_service_account("pipeline")
+    _, token = machine_accounts.create_service_account("pipeline")
     db.session.commit()
     return token
 
@@ -52,7 +52,7 @@ def test_an_expired_token_is_refused_with_the_reason(client, owner, admin, pipel
 
 
 def test_a_token_works_until_it_expires(client, owner, admin):
-    _, token = provisioning.create_service_account("pipeline", expires_in_days=1)
+    _, token = machine_accounts.create_service_account("pipeline", expires_in_days=1)
     db.session.commit()
     expires_at = account("pipeline").expires_at
     assert timedelta(hours=23) < expires_at - utcnow() <= timedelta(days=1)
@@ -62,7 +62,7 @@ def test_a_token_works_until_it_expires(client, owner, admin):
 
 def test_a_revoked_token_is_refused_with_the_reason(client, owner, admin, pipeline):
     req = approve(owner, admin)
-    provisioning.revoke_service_account(account("pipeline"))
+    machine_accounts.revoke_service_account(account("pipeline"))
     db.session.commit()
     response = put(client, body_for(req), pipeline)
     assert response.status_code == 401
@@ -130,8 +130,8 @@ def test_last_used_is_kept_when_the_call_fails(client, owner, pipeline, body, st
 
 
 def test_the_page_lists_the_accounts(client, admin, pipeline):
-    old, _ = provisioning.create_service_account("old-pipeline", expires_in_days=0)
-    provisioning.revoke_service_account(old)
+    old, _ = machine_accounts.create_service_account("old-pipeline", expires_in_days=0)
+    machine_accounts.revoke_service_account(old)
     db.session.commit()
     builders.login(client, admin)
 
@@ -185,7 +185,7 @@ def test_creating_on_the_page_shows_the_token_once_and_it_works(client, owner, a
     [token] = TOKEN_PATTERN.findall(body)
     assert "shown only this once" in body
     created = account("ci-pipeline")
-    assert created.token_hash == provisioning.hash_token(token)
+    assert created.token_hash == machine_accounts.hash_token(token)
     assert abs(created.expires_at - (utcnow() + timedelta(days=7))) < timedelta(minutes=1)
     [event] = db.session.scalars(
         select(AuditEvent).where(AuditEvent.action == "service_account_created")

@@ -58,11 +58,15 @@ def split_processes(nats_app, database_url, is_postgres, tmp_path):
         "REGISTRY_SECRET_KEY": "split-layout-test",
         "REGISTRY_PROVISIONER_GITOPS_REPO": str(tmp_path / "gitops"),
     }
-    flask = str(Path(sys.executable).parent / "flask")
-    logs = {name: (tmp_path / f"{name}.log").open("w") for name in ("worker", "provisioner")}
+    bin_dir = Path(sys.executable).parent
+    commands = {
+        "worker": [str(bin_dir / "flask"), "--app", "registry", "worker"],
+        "provisioner": [str(bin_dir / "reference-provisioner")],
+    }
+    logs = {name: (tmp_path / f"{name}.log").open("w") for name in commands}
     processes = [
         subprocess.Popen(  # noqa: S603 - the project's own command
-            [flask, "--app", "registry", name], env=env, stdout=log, stderr=subprocess.STDOUT
+            commands[name], env=env, stdout=log, stderr=subprocess.STDOUT
         )
         for name, log in logs.items()
     ]

@@ -14,7 +14,7 @@ from sqlalchemy import insert
 from registry import contract
 from registry.extensions import db
 from registry.products.services import ContactData
-from registry.provisioning import services as provisioning
+from registry.provisioning import reports as status_reports
 from registry.requests import queries, services
 from registry.requests.models import Request, RequestStatus
 
@@ -219,7 +219,7 @@ def test_a_name_search_is_an_index_lookup_not_a_pattern_scan(client, support, th
 
 def _report(req, status):
     body = contract.report_body(req.product.licence_plate, "silver", req.id, status)
-    provisioning.apply_report(contract.parse_report(json.dumps(body)))
+    status_reports.apply_report(contract.parse_report(json.dumps(body)))
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from provisioner.workflow import run
 from registry import contract
 from registry.extensions import db
 from registry.filters import linkify
-from registry.provisioning import services as provisioning
+from registry.provisioning import reports as status_reports
 from registry.provisioning.models import OutboxMessage
 from registry.requests import services
 from registry.requests.models import Request, RequestEvent
@@ -23,7 +23,7 @@ from . import builders
 
 def report(req, status, message=""):
     body = contract.report_body(req.product.licence_plate, "silver", req.id, status, message)
-    provisioning.apply_report(contract.parse_report(json.dumps(body)))
+    status_reports.apply_report(contract.parse_report(json.dumps(body)))
 
 
 def labels(request_id) -> list[str]:
@@ -50,9 +50,9 @@ def test_a_failure_names_the_step_that_broke_and_a_resend_its_attempt(failed, ad
     [target] = db.session.get(Request, failed.id).targets
     assert target.step_label == "Failed at “Manifests committed to GitOps”"
 
-    provisioning.resend(failed.id, admin)
+    status_reports.resend(failed.id, admin)
     db.session.commit()
-    provisioning.resend(failed.id, admin)  # stuck again: a third attempt
+    status_reports.resend(failed.id, admin)  # stuck again: a third attempt
     db.session.commit()
 
     assert labels(failed.id) == [

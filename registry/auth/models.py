@@ -83,3 +83,20 @@ class User(UserMixin, db.Model):
 
     def __repr__(self) -> str:
         return f"<User {self.email} {self.role}>"
+
+
+class ServiceAccount(db.Model):
+    """A machine account (the provisioner's pipeline) calling the HTTP API with a bearer token."""
+
+    __tablename__ = "service_accounts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    # SHA-256 of the token: tokens are 256 random bits, so a slow password hash adds nothing.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    # Every call that presents the token, whether or not it succeeds.
+    last_used_at: Mapped[datetime | None]
+    # After this the token is refused; None: it does not expire.
+    expires_at: Mapped[datetime | None]
+    active: Mapped[bool] = mapped_column(default=True)

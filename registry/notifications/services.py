@@ -109,7 +109,7 @@ def request_moved(request, event) -> None:
             "awaiting_review",
             reviewer_addresses(),
             request,
-            queue_url=public_url("admin.queue"),
+            queue_url=public_url("review.queue"),
         )
     elif to == "approved" and event.from_status is None:
         # An edit the automatic-approval rules let through: one email, with the rule.

@@ -259,7 +259,7 @@ def _remind_one(stuck: Stuck, now: datetime) -> bool:
         reason=stuck.reason,
         stuck_kind=stuck.kind,
         operations_url=notifications.public_url("operations.page"),
-        queue_url=notifications.public_url("admin.queue"),
+        queue_url=notifications.public_url("review.queue"),
         dead_letters_url=notifications.public_url("provisioning.dead_letters"),
         runbook_url=runbook_url(anchor, external=True),
     )

@@ -72,34 +72,6 @@ def get_visible(licence_plate: str, user) -> Product | None:
     return db.session.scalar(query)
 
 
-def product_page(product: Product, requests: list) -> dict:
-    """What the product page shows besides the product: its open request, the change that
-    request would make to what is live, and whether the product was ever built.
-
-    ``requests``: the product's requests, newest first.
-    """
-    from ..requests import changes
-    from ..requests.models import RequestStatus, RequestType
-
-    active = next((r for r in requests if r.is_active), None)
-    pending_changes = []
-    if active is not None and active.type == RequestType.EDIT:
-        # Its records, in one statement (the list left them in the database).
-        db.session.refresh(active, ["original_data", "requested_data", "decision_data"])
-        pending_changes = changes.diff(active.original_data, active.granted_data)
-    built = any(
-        r.type == RequestType.CREATE and r.status == RequestStatus.PROVISIONED for r in requests
-    )
-    last_create = next((r for r in requests if r.type == RequestType.CREATE), None)
-    return {
-        "requests": requests,
-        "active": active,
-        "pending_changes": pending_changes,
-        "built": built,
-        "last_create": last_create,
-    }
-
-
 def same_name(name: str, user, exclude_plate: str | None = None) -> dict | None:
     """Another product (not deleted) already called ``name``, case and accents folded away:
     ``{"product": <the product if user may see it, else None>}``, or None if there is none.

@@ -19,7 +19,8 @@ from sqlalchemy.orm.exc import StaleDataError
 from .. import contract
 from ..extensions import db
 from ..metrics import instruments as metrics
-from . import services
+from . import dead_letters as letters
+from . import reports
 
 log = logging.getLogger(__name__)
 
@@ -47,17 +48,17 @@ def handle_report(app, data: bytes, subject: str | None = None, sequence=None, d
     with app.app_context():
         try:
             report = contract.parse_report(data)
-            outcome = services.apply_report(report, wait_for_gaps=_patient(delivered))
+            outcome = reports.apply_report(report, wait_for_gaps=_patient(delivered))
             db.session.commit()
             _count(report, outcome)
             log.debug("Report %s: %s", report.workflow, outcome)
             return ACK
-        except services.StepGap:
+        except reports.StepGap:
             db.session.rollback()
             return WAIT
-        except (contract.InvalidReport, services.Unprocessable) as exc:
+        except (contract.InvalidReport, reports.Unprocessable) as exc:
             db.session.rollback()
-            services.dead_letter("nats", data, str(exc), subject, sequence, delivered)
+            letters.dead_letter("nats", data, str(exc), subject, sequence, delivered)
             db.session.commit()
             metrics.BRIDGE_DEAD_LETTERED.inc()
             log.warning("Dead-lettered a status message: %s", exc)
@@ -69,7 +70,7 @@ def handle_report(app, data: bytes, subject: str | None = None, sequence=None, d
         except SQLAlchemyError as exc:
             # The database refuses this report itself (a value it cannot store): set it aside.
             db.session.rollback()
-            services.dead_letter(
+            letters.dead_letter(
                 "nats", data, f"the database refused it: {exc}"[:500], subject, sequence, delivered
             )
             db.session.commit()
@@ -85,7 +86,7 @@ def handle_report(app, data: bytes, subject: str | None = None, sequence=None, d
             log.exception("Status message failed %s times; dead-lettering it", delivered)
             reason = f"not applied after {delivered} deliveries: {type(exc).__name__}: {exc}"
             try:
-                services.dead_letter("nats", data, reason, subject, sequence, delivered)
+                letters.dead_letter("nats", data, reason, subject, sequence, delivered)
                 db.session.commit()
                 metrics.BRIDGE_DEAD_LETTERED.inc()
             except Exception:
@@ -97,7 +98,7 @@ def handle_report(app, data: bytes, subject: str | None = None, sequence=None, d
             db.session.remove()
 
 
-def _count(report: contract.StatusReport, outcome: services.Outcome) -> None:
+def _count(report: contract.StatusReport, outcome: reports.Outcome) -> None:
     """After the commit: one report applied (with its lag) or acknowledged unchanged."""
     if outcome.applied:
         metrics.report_applied(report.occurred_at)
@@ -133,7 +134,7 @@ def handle_reports(app, deliveries: list[Delivery]) -> list[str]:
         d = deliveries[0]
         return [handle_report(app, d.data, d.subject, d.sequence, d.delivered)]
     verdicts: list[str] = [RETRY] * len(deliveries)
-    outcomes: dict[int, services.Outcome] = {}
+    outcomes: dict[int, reports.Outcome] = {}
     parsed: list[contract.StatusReport | contract.InvalidReport] = []
     for d in deliveries:
         try:
@@ -146,7 +147,7 @@ def handle_reports(app, deliveries: list[Delivery]) -> list[str]:
     )
     with app.app_context(), db.session.no_autoflush:
         try:
-            locked = services.lock_for_reports(
+            locked = reports.lock_for_reports(
                 [r for r in parsed if isinstance(r, contract.StatusReport)]
             )
             for i in order:
@@ -154,14 +155,14 @@ def handle_reports(app, deliveries: list[Delivery]) -> list[str]:
                 try:
                     if isinstance(report, contract.InvalidReport):
                         raise report
-                    outcomes[i] = services.apply_report(
+                    outcomes[i] = reports.apply_report(
                         report, locked, wait_for_gaps=_patient(d.delivered)
                     )
                     verdicts[i] = ACK
-                except services.StepGap:
+                except reports.StepGap:
                     verdicts[i] = WAIT  # nothing was written for it
-                except (contract.InvalidReport, services.Unprocessable) as exc:
-                    services.dead_letter(
+                except (contract.InvalidReport, reports.Unprocessable) as exc:
+                    letters.dead_letter(
                         "nats", d.data, str(exc), d.subject, d.sequence, d.delivered
                     )
                     log.warning("Dead-lettered a status message: %s", exc)

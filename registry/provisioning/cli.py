@@ -10,55 +10,7 @@ from .. import contract, natsutil
 from ..extensions import db
 from ..products.models import Product
 from ..requests.models import Request
-from . import bp, services
-from .models import ServiceAccount
-
-
-@bp.cli.group("service-accounts", help="Machine accounts for the HTTP API.")
-def service_accounts():
-    pass
-
-
-@service_accounts.command("create")
-@click.argument("name")
-@click.option(
-    "--expires-in-days",
-    type=click.IntRange(min=0),
-    default=services.DEFAULT_TOKEN_DAYS,
-    show_default=True,
-    help="The token is refused after this many days; 0: it never expires.",
-)
-def create_service_account(name, expires_in_days):
-    """Create a provisioner service account and print its bearer token (shown only once)."""
-    try:
-        account, token = services.create_service_account(name, expires_in_days)
-    except services.ServiceAccountError as exc:
-        raise click.ClickException(str(exc)) from exc
-    db.session.commit()
-    expiry = (
-        f"it expires on {account.expires_at:%Y-%m-%d} (UTC)"
-        if account.expires_at
-        else "it never expires"
-    )
-    click.echo(
-        f"Service account {account.name} created; {expiry}. Its token, shown only this once:"
-    )
-    click.echo(token)
-
-
-@service_accounts.command("revoke")
-@click.argument("name")
-def revoke_service_account(name):
-    """Turn a service account off: its token stops working at once."""
-    account = db.session.scalar(select(ServiceAccount).where(ServiceAccount.name == name))
-    if account is None:
-        raise click.ClickException(f"No service account named {name}.")
-    try:
-        services.revoke_service_account(account)
-    except services.ServiceAccountError as exc:
-        raise click.ClickException(str(exc)) from exc
-    db.session.commit()
-    click.echo(f"Service account {name} revoked.")
+from . import bp
 
 
 @bp.cli.command("provisioner-report")

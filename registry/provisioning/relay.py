@@ -15,7 +15,7 @@ import nats.js.errors
 from .. import outbox
 from ..extensions import db
 from ..timeutil import utcnow
-from . import services
+from . import messages
 from .models import MessageStatus, OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -112,4 +112,4 @@ def next_due_in(app, default: float) -> float:
 
 def install_commit_hook() -> None:
     """Wake the relay after any commit that wrote provisioning messages."""
-    outbox.wake_on_commit(services.OUTBOX_FLAG, lambda: wake.set())
+    outbox.wake_on_commit(messages.OUTBOX_FLAG, lambda: wake.set())

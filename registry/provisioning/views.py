@@ -11,15 +11,13 @@ from flask import (
 from flask_login import current_user
 
 from .. import inputs
+from ..auth import service_accounts as accounts
 from ..auth.access import roles_required
 from ..auth.models import Role
 from ..extensions import csrf, db
 from ..htmx import redirect_to
-from ..timeutil import utcnow
-from . import bp, services
-from .models import ServiceAccount
-
-SERVICE_ACCOUNTS = "provisioning/service_accounts.html"
+from . import bp, reports
+from . import dead_letters as letters
 
 
 def _problem(status: int, reason: str):
@@ -31,7 +29,7 @@ def _problem(status: int, reason: str):
 def provisioned_callback():
     """For pipelines that call back over HTTP: the same as a ``provisioned`` status report."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    check = services.check_token(token.strip() if scheme.lower() == "bearer" else "")
+    check = accounts.check_token(token.strip() if scheme.lower() == "bearer" else "")
     if check.account is not None:
         # The use of a token we issued is kept on its own, before the work: a call that then
         # fails (400, 404, 409, or 401 for a revoked or expired token) still counts as a use.
@@ -51,11 +49,11 @@ def provisioned_callback():
         if not isinstance(value, str) or not value.strip():
             return _problem(400, f"missing field: {key}")
     try:
-        services.provisioned_by_callback(plate.strip(), cluster.strip())
-    except services.NotAwaiting as exc:
+        reports.provisioned_by_callback(plate.strip(), cluster.strip())
+    except reports.NotAwaiting as exc:
         db.session.rollback()
         return _problem(409, str(exc))
-    except services.Unprocessable as exc:
+    except reports.Unprocessable as exc:
         db.session.rollback()
         return _problem(404, str(exc))
     db.session.commit()
@@ -66,7 +64,7 @@ def provisioned_callback():
 @roles_required(Role.SUPER_ADMIN)
 def resend(request_id: int):
     try:
-        req = services.resend(request_id, current_user)
+        req = reports.resend(request_id, current_user)
     except LookupError:
         abort(404)
     except ValueError as exc:
@@ -81,17 +79,17 @@ def resend(request_id: int):
 
 def _letters_page(status: int = 200, **context):
     state = request.args.get("state", "open")
-    if state not in services.LETTER_STATES:
+    if state not in letters.LETTER_STATES:
         state = "open"
-    page = services.dead_letters(
+    page = letters.dead_letters(
         request.args.get("page", 1, type=int), current_app.config["PAGE_SIZE"], state
     )
     body = render_template(
         "provisioning/dead_letters.html",
         page=page,
         state=state,
-        states=services.LETTER_STATES,
-        note_max=services.NOTE_MAX,
+        states=letters.LETTER_STATES,
+        note_max=letters.NOTE_MAX,
         **context,
     )
     return make_response(body, status)
@@ -113,13 +111,13 @@ def _back_to_letters():
 def replay_dead_letter(letter_id: int):
     """Apply a dead letter's report again, once its cause is fixed."""
     try:
-        letter, _ = services.replay_dead_letter(letter_id, current_user)
+        letter, _ = letters.replay_dead_letter(letter_id, current_user)
     except LookupError:
         abort(404)
-    except services.ReplayFailed as exc:
+    except letters.ReplayFailed as exc:
         db.session.commit()  # the new reason
         flash(f"{exc} It stays open with this reason.", "error")
-    except services.LetterError as exc:
+    except letters.LetterError as exc:
         db.session.rollback()
         flash(str(exc), "error")
     else:
@@ -134,13 +132,13 @@ def replay_dead_letter(letter_id: int):
 def discard_dead_letter(letter_id: int):
     """Set a dead letter aside for good, with the reason why (required)."""
     try:
-        letter = services.discard_dead_letter(letter_id, current_user, request.form.get("note"))
+        letter = letters.discard_dead_letter(letter_id, current_user, request.form.get("note"))
     except LookupError:
         abort(404)
-    except services.NoteRequired as exc:
+    except letters.NoteRequired as exc:
         db.session.rollback()
         return _letters_page(422, error={"id": letter_id, "message": str(exc)})
-    except services.LetterError as exc:
+    except letters.LetterError as exc:
         db.session.rollback()
         flash(str(exc), "error")
         return _back_to_letters()
@@ -148,60 +146,3 @@ def discard_dead_letter(letter_id: int):
     db.session.commit()
     flash(message, "success")
     return _back_to_letters()
-
-
-def _service_accounts_page(status: int = 200, **context):
-    context.setdefault("form", {"name": "", "expires_in_days": str(services.DEFAULT_TOKEN_DAYS)})
-    page = render_template(
-        SERVICE_ACCOUNTS, accounts=services.service_accounts(), now=utcnow(), **context
-    )
-    return make_response(page, status)
-
-
-@bp.get("/admin/service-accounts")
-@roles_required(Role.SUPER_ADMIN)
-def service_accounts():
-    return _service_accounts_page()
-
-
-@bp.post("/admin/service-accounts")
-@roles_required(Role.SUPER_ADMIN)
-def create_service_account():
-    """Make a service account; the page shows its token this once (never stored, never in a
-    flash message: the session cookie is signed, not encrypted)."""
-    form = {
-        "name": request.form.get("name", "").strip(),
-        "expires_in_days": request.form.get("expires_in_days", "").strip(),
-    }
-    try:
-        days = int(form["expires_in_days"] or services.DEFAULT_TOKEN_DAYS)
-    except ValueError:
-        return _service_accounts_page(
-            422, form=form, error="The number of days must be a whole number (0: never expires)."
-        )
-    try:
-        account, token = services.create_service_account(form["name"], days, actor=current_user)
-    except services.ServiceAccountError as exc:
-        db.session.rollback()
-        return _service_accounts_page(422, form=form, error=str(exc))
-    name = account.name
-    db.session.commit()
-    response = _service_accounts_page(created={"name": name, "token": token})
-    response.headers["Cache-Control"] = "no-store"  # the token is on this page
-    return response
-
-
-@bp.post("/admin/service-accounts/<int:account_id>/revoke")
-@roles_required(Role.SUPER_ADMIN)
-def revoke_service_account(account_id: int):
-    account = db.get_or_404(ServiceAccount, account_id)
-    try:
-        services.revoke_service_account(account, actor=current_user)
-    except services.ServiceAccountError as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
-    else:
-        name = account.name
-        db.session.commit()
-        flash(f"Service account {name} is revoked: its token no longer works.", "success")
-    return redirect_to(url_for("provisioning.service_accounts"))

@@ -19,7 +19,7 @@ def _detail(req, status: int = 200, **context):
         if not context["decide_blocker"]:
             page = queries.queue_page_of(req, current_app.config["PAGE_SIZE"])
             context["queue_url"] = url_for(
-                "admin.queue", page=page if page > 1 else None, _anchor=f"queue-request-{req.id}"
+                "review.queue", page=page if page > 1 else None, _anchor=f"queue-request-{req.id}"
             )
     return render(
         "requests/detail.html",

@@ -1,13 +1,15 @@
-from flask import current_app, request
+from flask import Blueprint, current_app, request
 
 from ..audit.views import csv_response
 from ..auth.access import roles_required
 from ..auth.models import Role
 from ..htmx import render
 from ..reference import services as reference
-from ..requests import queries
-from ..requests.models import RequestStatus, RequestType
-from . import bp
+from . import queries
+from .models import RequestStatus, RequestType
+
+# Finding requests: All requests, searched and filtered, and its CSV export (the staff's).
+bp = Blueprint("finding", __name__)
 
 
 def _filters() -> queries.HistoryFilters:
@@ -32,7 +34,7 @@ def all_requests():
     )
     clusters, ministries = reference.filter_choices()
     return render(
-        "history/all_requests.html",
+        "finding/all_requests.html",
         block="results",
         page=page,
         filters=filters,

@@ -1,4 +1,4 @@
-from flask import abort, current_app, flash, request, url_for
+from flask import Blueprint, abort, current_app, flash, request, url_for
 from flask_login import current_user
 
 from ..auth.access import roles_required
@@ -7,11 +7,13 @@ from ..extensions import db
 from ..htmx import is_htmx, redirect_to, render, render_block
 from ..reference import services as reference
 from ..reference.models import ENVIRONMENTS, QUOTA_KINDS
-from ..requests import queries
-from ..requests import services as request_services
-from . import bp
+from . import queries
+from . import services as request_services
 
-QUEUE = "admin/queue.html"
+# Review: the super admins' queue of pending requests and their decisions.
+bp = Blueprint("review", __name__, url_prefix="/admin")
+
+QUEUE = "review/queue.html"
 
 
 # What a queue item's template calls: why the signed-in super admin may not decide an item
@@ -73,7 +75,7 @@ def grant(request_id: int):
     if req is None or not req.is_pending or req.type != "edit":
         abort(404)
     return render(
-        "admin/grant.html",
+        "review/grant.html",
         block="grant_form",
         req=req,
         quota_options=reference.quota_options_by_kind(),
@@ -87,7 +89,7 @@ def whole_request(request_id: int):
     req = queries.get_visible(request_id, current_user)
     if req is None:
         abort(404)
-    return render("admin/whole_request.html", block="whole_request", req=req)
+    return render("review/whole_request.html", block="whole_request", req=req)
 
 
 @bp.post("/requests/<int:request_id>/decision")
@@ -122,13 +124,13 @@ def decide(request_id: int):
 
     if is_htmx():
         return render(
-            "admin/_decided.html",
+            "review/_decided.html",
             message=message,
             pending_count=queries.pending_count(),
             request_id=request_id,
         )
     flash(message, "success")
-    return redirect_to(url_for("admin.queue"))
+    return redirect_to(url_for("review.queue"))
 
 
 def _already_decided(request_id: int):
@@ -144,7 +146,7 @@ def _already_decided(request_id: int):
             pending_count=queries.pending_count(),
         )
     flash(message, "error")
-    return redirect_to(url_for("admin.queue"))
+    return redirect_to(url_for("review.queue"))
 
 
 def _with_error(request_id: int, message: str, comment: str, status: int, granted=None):

@@ -10,9 +10,9 @@ from flask_wtf import FlaskForm
 from wtforms import Form, FormField, HiddenField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Email, Length, Optional, ValidationError
 
+from ..products.services import ContactData, ProductData
 from ..reference import services as reference
 from ..reference.models import ENVIRONMENTS, QUOTA_KINDS
-from .services import ContactData, ProductData
 
 NAME_MAX = 40
 DESCRIPTION_MAX = 512

@@ -1,0 +1,45 @@
+"""What the request workflow shows on a product's pages (``registry.products.pages``, connected
+in ``registry.wiring``): each product's open request on My products; the requests, the open one
+and the change it would make, and a page of the history on the product page."""
+
+from ..extensions import db
+from ..products.models import Product
+from . import changes, queries
+from .models import RequestStatus, RequestType
+
+
+def listing(product_ids: list[int]) -> dict:
+    return {"active": queries.active_for_products(product_ids)}
+
+
+def detail(product: Product, page: int = 1) -> dict:
+    requests = queries.for_products([product.id])[product.id]
+    return {
+        "history": queries.product_history(product.id, page),
+        **product_page(product, requests),
+    }
+
+
+def product_page(product: Product, requests: list) -> dict:
+    """What the product page shows besides the product: its open request, the change that
+    request would make to what is live, and whether the product was ever built.
+
+    ``requests``: the product's requests, newest first.
+    """
+    active = next((r for r in requests if r.is_active), None)
+    pending_changes = []
+    if active is not None and active.type == RequestType.EDIT:
+        # Its records, in one statement (the list left them in the database).
+        db.session.refresh(active, ["original_data", "requested_data", "decision_data"])
+        pending_changes = changes.diff(active.original_data, active.granted_data)
+    built = any(
+        r.type == RequestType.CREATE and r.status == RequestStatus.PROVISIONED for r in requests
+    )
+    last_create = next((r for r in requests if r.type == RequestType.CREATE), None)
+    return {
+        "requests": requests,
+        "active": active,
+        "pending_changes": pending_changes,
+        "built": built,
+        "last_create": last_create,
+    }
