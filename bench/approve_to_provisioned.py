@@ -41,8 +41,8 @@ from provisioner.worker import ProvisionerWorker
 from registry.auth import services as accounts
 from registry.auth.models import Role
 from registry.extensions import db
+from registry.outbox.models import OutboxMessage
 from registry.products.services import ContactData, ProductData
-from registry.provisioning.models import OutboxMessage
 from registry.provisioning.worker import NatsWorker
 from registry.requests import services as request_services
 from registry.requests.models import Request, RequestEvent

@@ -29,7 +29,8 @@ from registry import contract
 from registry.auth import services as accounts
 from registry.auth.models import Role
 from registry.extensions import db
-from registry.provisioning.models import OutboxMessage, ProvisioningTarget
+from registry.outbox.models import OutboxMessage
+from registry.provisioning.models import ProvisioningTarget
 from registry.provisioning.stream import ensure_stream
 from registry.provisioning.worker import NatsWorker
 from registry.requests import services as request_services

@@ -46,6 +46,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .reference import bp as reference_bp
     from .requests import asking, finding, review
     from .requests import bp as requests_bp
+    from .requests import filters as request_filters
 
     for blueprint in (
         auth_bp,
@@ -67,6 +68,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_cli(app)
     register_errors(app)
     register_filters(app)
+    request_filters.register(app)
     app.after_request(add_vary)
     inputs.install(app)
     wiring.connect_reactions()

@@ -13,8 +13,8 @@ from flask_migrate import upgrade
 from werkzeug.serving import run_simple
 
 from . import config, logs, wiring
+from .access import Role
 from .auth import services as accounts
-from .auth.models import Role
 from .extensions import db
 from .metrics import server as metrics_server
 from .provisioning import embedded as embedded_nats

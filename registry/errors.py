@@ -5,7 +5,11 @@ to try. Other errors keep a reason a view gave on purpose (``abort(403, "...")``
 refusal), but not werkzeug's generic sentences, which are replaced by ours.
 """
 
-from flask import current_app, jsonify, render_template, request
+from urllib.parse import urlsplit
+
+from flask import current_app, jsonify, render_template, request, url_for
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from .htmx import is_htmx
@@ -95,8 +99,6 @@ def register(app) -> None:
             current_app.logger.exception("The error page could not be drawn")
             return BARE_500, code, {"Content-Type": "text/html; charset=utf-8"}
 
-    from flask_wtf.csrf import CSRFError
-
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError):
         template = "_error_fragment.html" if is_htmx() else "error.html"
@@ -107,8 +109,6 @@ def stale_form_words() -> dict:
     """A form whose token no longer matches the session: in words a person can act on, not
     the token's. Most often the session ended (signed out in another tab, or unused too long);
     else it was replaced by signing in again since the page was drawn."""
-    from flask import url_for
-    from flask_login import current_user
 
     # Where to come back to: the page the form is on (HTMX says which, a browser's Referer).
     page = request.headers.get("HX-Current-URL") or request.referrer or "/"
@@ -135,7 +135,6 @@ def stale_form_words() -> dict:
 
 def _local(url: str) -> str:
     """The path and query of ``url``: sign-in only ever sends people back within the registry."""
-    from urllib.parse import urlsplit
 
     parts = urlsplit(url)
     return parts.path + (f"?{parts.query}" if parts.query else "") or "/"

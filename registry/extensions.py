@@ -1,5 +1,7 @@
 """Flask extensions, created unbound and initialised by :func:`registry.create_app`."""
 
+import sqlite3
+
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -43,7 +45,6 @@ limiter = Limiter(key_func=get_remote_address)
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
     """SQLite: enforce foreign keys, and let readers and a writer work at once (WAL)."""
-    import sqlite3
 
     if isinstance(dbapi_connection, sqlite3.Connection):
         cursor = dbapi_connection.cursor()

@@ -2,7 +2,7 @@
 
 import weakref
 
-from flask import current_app, make_response, redirect, request
+from flask import current_app, make_response, redirect, render_template, request
 from jinja2 import Environment, Template, nodes
 
 
@@ -48,7 +48,6 @@ def render_block(template_name: str, block: str, **context) -> str:
 
 def render(template_name: str, block: str | None = None, status: int = 200, **context):
     """The page, or only ``block`` of it for an HTMX request."""
-    from flask import render_template
 
     if block and is_htmx():
         body = render_block(template_name, block, **context)

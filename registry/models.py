@@ -2,14 +2,14 @@
 
 from .audit.models import AuditEvent  # noqa: F401
 from .auth.models import ServiceAccount, User  # noqa: F401
-from .notifications.models import OutboxEmail  # noqa: F401
 from .operations.models import StuckReminder  # noqa: F401
+from .outbox.models import OutboxEmail, OutboxMessage  # noqa: F401
 from .products.models import (  # noqa: F401
     Product,
     ProductContact,
     ProductContactHistory,
     ProductNamespace,
 )
-from .provisioning.models import DeadLetter, OutboxMessage, ProvisioningTarget  # noqa: F401
+from .provisioning.models import DeadLetter, ProvisioningTarget  # noqa: F401
 from .reference.models import Cluster, Ministry, QuotaOption  # noqa: F401
 from .requests.models import Request, RequestEvent  # noqa: F401

@@ -10,7 +10,7 @@ import time
 from urllib.parse import urlsplit
 
 from flask import current_app, flash, request, session
-from flask_login import logout_user
+from flask_login import login_user, logout_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 
@@ -89,7 +89,6 @@ def _end(message: str) -> None:
 
 def start_session(user) -> None:
     """A new session for ``user``: nothing from before survives (session fixation)."""
-    from flask_login import login_user
 
     session.clear()
     session.permanent = True  # the cookie expires with SESSION_MAX_HOURS

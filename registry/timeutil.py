@@ -5,3 +5,17 @@ from datetime import UTC, datetime
 
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def age(when: datetime | None) -> str:
+    """'3 minutes ago', for stored naive-UTC times."""
+    if when is None:
+        return ""
+    seconds = int((utcnow() - when).total_seconds())
+    if seconds < 60:
+        return "just now"
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            n = seconds // size
+            return f"{n} {unit}{'s' if n != 1 else ''} ago"
+    return "just now"

@@ -15,7 +15,7 @@ from registry.audit import services as audit
 from registry.audit.models import AuditEvent
 from registry.audit.views import csv_cell
 from registry.extensions import db
-from registry.notifications.models import EmailStatus, OutboxEmail
+from registry.outbox.models import EmailStatus, OutboxEmail
 from registry.requests import services
 from registry.requests.models import RequestStatus
 

@@ -16,10 +16,11 @@ from sqlalchemy import func, select
 
 from registry import contract
 from registry.extensions import db
+from registry.outbox.models import OutboxMessage
 from registry.products.models import Product, ProductStatus
 from registry.provisioning import bridge
 from registry.provisioning import reports as status_reports
-from registry.provisioning.models import DeadLetter, OutboxMessage, ProvisioningTarget
+from registry.provisioning.models import DeadLetter, ProvisioningTarget
 from registry.requests import services
 from registry.requests.models import Request, RequestEvent, RequestStatus
 

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from registry import contract
 from registry.extensions import db
-from registry.provisioning.models import OutboxMessage
+from registry.outbox.models import OutboxMessage
 from registry.requests.models import Request, RequestStatus
 
 from . import builders

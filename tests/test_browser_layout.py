@@ -24,7 +24,7 @@ from registry import contract
 from registry.auth import service_accounts as machine_accounts
 from registry.auth.models import Role
 from registry.extensions import db
-from registry.notifications.models import EmailStatus, OutboxEmail
+from registry.outbox.models import EmailStatus, OutboxEmail
 from registry.products.services import ContactData, ProductData, live_data
 from registry.provisioning import dead_letters as dead_letter_rules
 from registry.requests import services

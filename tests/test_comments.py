@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from registry import contract
 from registry.extensions import db
-from registry.notifications.models import OutboxEmail
+from registry.outbox.models import OutboxEmail
 from registry.products.services import ContactData
 from registry.provisioning import reports as status_reports
 from registry.requests import services

@@ -16,11 +16,10 @@ from sqlalchemy import func, select
 from registry import contract
 from registry.extensions import db
 from registry.notifications import sender
-from registry.notifications.models import OutboxEmail
+from registry.outbox.models import OutboxEmail, OutboxMessage
 from registry.products.models import Product, ProductStatus
 from registry.products.services import ContactData, ProductData, live_data
 from registry.provisioning import reports as status_reports
-from registry.provisioning.models import OutboxMessage
 from registry.requests import changes, services
 from registry.requests.models import Request, RequestEvent, RequestStatus, RequestType
 from registry.requests.signals import request_moved

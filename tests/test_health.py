@@ -6,8 +6,7 @@ from sqlalchemy import update
 
 from registry import wiring
 from registry.extensions import db
-from registry.notifications.models import OutboxEmail
-from registry.provisioning.models import OutboxMessage
+from registry.outbox.models import OutboxEmail, OutboxMessage
 from registry.requests import services
 from registry.timeutil import utcnow
 

@@ -20,7 +20,7 @@ from sqlalchemy import func, select, update
 
 from registry.extensions import db
 from registry.notifications import sender
-from registry.notifications.models import EmailStatus, OutboxEmail
+from registry.outbox.models import EmailStatus, OutboxEmail
 from registry.products.services import ContactData
 from registry.requests import services as request_services
 from registry.timeutil import utcnow

@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from registry.extensions import db
-from registry.notifications.models import OutboxEmail
+from registry.outbox.models import OutboxEmail
 from registry.products.services import ContactData
 
 from . import builders

@@ -22,7 +22,7 @@ from registry import contract, create_app
 from registry.extensions import db
 from registry.metrics import server as metrics_server
 from registry.notifications import sender
-from registry.notifications.models import EmailStatus, OutboxEmail
+from registry.outbox.models import EmailStatus, OutboxEmail
 from registry.provisioning.models import DeadLetter
 from registry.requests import services
 from registry.requests.models import Request, RequestEvent

@@ -11,9 +11,9 @@ from sqlalchemy import func, select
 
 from registry import wiring
 from registry.extensions import db
-from registry.notifications.models import OutboxEmail
 from registry.operations import charts, queries, stuck
 from registry.operations.models import StuckReminder
+from registry.outbox.models import OutboxEmail
 from registry.products.models import Product
 from registry.requests import services
 from registry.requests.models import Request, RequestEvent

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from registry import wiring
 from registry.extensions import db
-from registry.provisioning.models import MessageStatus, OutboxMessage
+from registry.outbox.models import MessageStatus, OutboxMessage
 from registry.requests import services
 
 from . import builders

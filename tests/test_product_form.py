@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from registry.auth.models import Role
 from registry.extensions import db
-from registry.notifications.models import OutboxEmail
+from registry.outbox.models import OutboxEmail
 from registry.products import plates
 from registry.products.models import Product, ProductContact, ProductNamespace
 from registry.reference.models import QUOTA_KINDS

@@ -26,7 +26,7 @@ from provisioner.gitops import Repository
 from registry import contract
 from registry.extensions import db
 from registry.notifications import sender
-from registry.notifications.models import OutboxEmail
+from registry.outbox.models import OutboxEmail
 from registry.products.services import ContactData
 from registry.reference.models import QuotaOption
 from registry.requests import services

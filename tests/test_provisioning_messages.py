@@ -6,9 +6,9 @@ import pytest
 from sqlalchemy import select
 
 from registry.extensions import db
+from registry.outbox.models import OutboxMessage
 from registry.products.services import ContactData
 from registry.provisioning import relay, stream
-from registry.provisioning.models import OutboxMessage
 from registry.requests import services
 
 from . import builders

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from registry.extensions import db
-from registry.notifications.models import OutboxEmail
+from registry.outbox.models import OutboxEmail
 from registry.provisioning import embedded
 from registry.requests import services
 from registry.requests.models import Request, RequestEvent

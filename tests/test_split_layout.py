@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from registry.extensions import db
-from registry.notifications.models import EmailStatus, OutboxEmail
+from registry.outbox.models import EmailStatus, OutboxEmail
 from registry.requests import services
 from registry.requests.models import Request
 

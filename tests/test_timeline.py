@@ -13,8 +13,8 @@ from provisioner.workflow import run
 from registry import contract
 from registry.extensions import db
 from registry.filters import linkify
+from registry.outbox.models import OutboxMessage
 from registry.provisioning import reports as status_reports
-from registry.provisioning.models import OutboxMessage
 from registry.requests import services
 from registry.requests.models import Request, RequestEvent
 

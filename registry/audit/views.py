@@ -5,8 +5,7 @@ import io
 
 from flask import Response, current_app, request, stream_with_context
 
-from ..auth.access import roles_required
-from ..auth.models import Role
+from ..access import Role, roles_required
 from ..htmx import render
 from . import bp, queries
 from .services import ACTIONS

@@ -1,4 +1,3 @@
-import enum
 from datetime import datetime
 
 from flask import current_app, has_app_context
@@ -7,22 +6,9 @@ from sqlalchemy import CheckConstraint, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from ..access import Role
 from ..extensions import db, in_values
 from ..timeutil import utcnow
-
-
-class Role(enum.StrEnum):
-    SUPER_ADMIN = "super_admin"  # reviews and decides requests
-    SUPPORT = "support"  # reads everything, changes nothing
-    USER = "user"  # product owners, technical leads, requesters
-
-    @property
-    def label(self) -> str:
-        return {
-            "super_admin": "Super admin",
-            "support": "Support",
-            "user": "Product team",
-        }[self]
 
 
 class User(UserMixin, db.Model):

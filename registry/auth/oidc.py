@@ -6,6 +6,8 @@ The role comes from a claim (``OIDC_ROLES_CLAIM``) on every sign-in: the provide
 of truth, and a change of role there ends the user's other sessions here.
 """
 
+from urllib.parse import urlencode
+
 from authlib.integrations.flask_client import OAuth
 from flask import current_app
 from sqlalchemy import select
@@ -51,7 +53,6 @@ def redirect_uri() -> str:
 
 def end_session_url(id_token: str | None) -> str | None:
     """The provider's RP-initiated logout address, if it offers one."""
-    from urllib.parse import urlencode
 
     endpoint = client().load_server_metadata().get("end_session_endpoint")
     if not endpoint:

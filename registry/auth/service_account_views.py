@@ -9,12 +9,12 @@ from flask import (
 )
 from flask_login import current_user
 
+from ..access import roles_required
 from ..extensions import db
 from ..htmx import redirect_to
 from ..timeutil import utcnow
 from . import bp
 from . import service_accounts as accounts
-from .access import roles_required
 from .models import Role, ServiceAccount
 
 SERVICE_ACCOUNTS = "auth/service_accounts.html"

@@ -4,6 +4,7 @@ from flask import current_app, has_request_context, jsonify
 from flask_login import current_user
 
 from .. import wiring
+from ..outbox import backlog
 from . import bp, queries
 
 
@@ -24,7 +25,7 @@ def readyz():
     if problem:
         reasons.append(problem)
     else:
-        stuck = [f"outbox: {backlog.sentence}" for backlog in queries.stuck_backlogs()]
+        stuck = [f"outbox: {backlog.sentence}" for backlog in backlog.stuck_backlogs()]
         checks["outbox"] = "stuck" if stuck else "ok"
         # A stuck outbox is the senders' problem. A process that runs them is not ready; a
         # web-only one still serves pages, so it says so but stays in its Service: otherwise one
@@ -67,5 +68,5 @@ def _recent_backlogs():
     cache = current_app.extensions.setdefault("health.banner", {"at": -1e9, "backlogs": []})
     now = time.monotonic()
     if now - cache["at"] > BANNER_SECONDS:
-        cache["backlogs"], cache["at"] = queries.stuck_backlogs(), now
+        cache["backlogs"], cache["at"] = backlog.stuck_backlogs(), now
     return cache["backlogs"]

@@ -14,8 +14,7 @@ from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select, text
 
 from ..extensions import db
-from ..notifications.models import EmailStatus, OutboxEmail
-from ..provisioning.models import MessageStatus, OutboxMessage
+from ..outbox.models import EmailStatus, MessageStatus, OutboxEmail, OutboxMessage
 from ..requests.models import Request, RequestStatus, RequestType
 from ..timeutil import utcnow
 

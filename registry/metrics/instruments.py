@@ -14,6 +14,7 @@ from prometheus_client import Counter, Histogram, disable_created_metrics
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from ..extensions import db
 from ..timeutil import utcnow
 
 # No *_created series beside each counter and histogram: half the lines, nothing Prometheus needs.
@@ -124,7 +125,6 @@ def observe_at_commit() -> None:
 
 def request_moved_listener(request, event) -> None:
     """The lifecycle's signal: a decision and a request provisioned are observed at commit."""
-    from ..extensions import db
     from ..requests.models import RequestStatus  # here: the requests package imports much
 
     kind = str(request.type)

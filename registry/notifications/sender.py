@@ -17,8 +17,9 @@ from .. import outbox
 from ..availability import Availability
 from ..extensions import database_error, db
 from ..metrics import instruments as metrics
+from ..outbox.models import EmailStatus, OutboxEmail
 from ..timeutil import utcnow
-from .models import EmailStatus, OutboxEmail
+from .services import OUTBOX_FLAG
 
 log = logging.getLogger(__name__)
 
@@ -237,6 +238,5 @@ class SenderThread(threading.Thread):
 
 def install_commit_hook() -> None:
     """Wake the sender after any commit that wrote outbox rows."""
-    from .services import OUTBOX_FLAG
 
     outbox.wake_on_commit(OUTBOX_FLAG, lambda: wake.set())

@@ -11,8 +11,9 @@ from ..audit import services as audit
 from ..auth import services as accounts
 from ..contract import STEP_LABELS
 from ..extensions import db
+from ..outbox.models import EmailStatus, OutboxEmail
+from ..reference.models import Cluster
 from ..timeutil import utcnow
-from .models import EmailStatus, OutboxEmail
 
 # The session flag that tells the sender, after the commit, that there is mail to send.
 OUTBOX_FLAG = "outbox_written"
@@ -156,7 +157,6 @@ def comment_written(request, event, author) -> OutboxEmail | None:
 
 
 def _provisioned_context(request) -> dict:
-    from ..reference.models import Cluster
 
     clusters = [db.session.get(Cluster, t.cluster) for t in request.targets]
     plate = request.product.licence_plate

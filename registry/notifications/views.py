@@ -3,11 +3,10 @@ from functools import wraps
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from ..auth.access import roles_required
-from ..auth.models import Role
+from ..access import Role, roles_required
 from ..extensions import db
+from ..outbox.models import EmailStatus, OutboxEmail
 from . import bp, services
-from .models import EmailStatus, OutboxEmail
 
 
 @bp.get("/admin/mail")

@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from flask import current_app
+from flask import current_app, url_for
 from sqlalchemy import exists, func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import joinedload, selectinload
@@ -24,8 +24,8 @@ from ..auth import services as accounts
 from ..contract import STEP_LABELS
 from ..extensions import db
 from ..notifications import services as notifications
+from ..outbox.models import MessageStatus, OutboxMessage
 from ..products.models import Product
-from ..provisioning.models import MessageStatus, OutboxMessage
 from ..requests import lifecycle
 from ..requests.models import IN_FLIGHT_STATUSES, Request, RequestEvent, RequestStatus
 from ..timeutil import utcnow
@@ -207,7 +207,6 @@ def _silent(req: Request, event: RequestEvent, key: str, now: datetime) -> Stuck
 def runbook_url(anchor: str | None = None, external: bool = False) -> str:
     """The runbook (``docs/operations.md``): ``RUNBOOK_URL`` when set, else the registry's own
     page of it; ``anchor``: the section."""
-    from flask import url_for
 
     base = current_app.config.get("RUNBOOK_URL")
     if not base:

@@ -5,8 +5,7 @@ from pathlib import Path
 
 from flask import abort, current_app, redirect, render_template
 
-from ..auth.access import roles_required
-from ..auth.models import Role
+from ..access import Role, roles_required
 from ..contract import STEP_LABELS
 from ..timeutil import utcnow
 from . import bp, charts, queries, stuck

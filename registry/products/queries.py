@@ -1,11 +1,13 @@
 """The read side of products: who may see what, eager-loaded so pages run fixed query counts."""
 
-from sqlalchemy import select, true, union
+from sqlalchemy import func, or_, select, true, union
 from sqlalchemy.orm import joinedload, selectinload
 
+from ..auth.models import User
 from ..extensions import db
 from ..pagination import Page
-from .models import Product, ProductContact
+from ..search import fold
+from .models import Product, ProductContact, ProductStatus
 
 
 def visible_to(user):
@@ -77,8 +79,6 @@ def same_name(name: str, user, exclude_plate: str | None = None) -> dict | None:
     ``{"product": <the product if user may see it, else None>}``, or None if there is none.
 
     A warning for the team, never a refusal: two products may share a name."""
-    from ..search import fold
-    from .models import ProductStatus
 
     folded = fold((name or "").strip())
     if not folded:
@@ -112,9 +112,6 @@ def people(text: str, user, limit: int = PEOPLE_MAX) -> list[dict]:
     contact and every active account. One per email, as ``{"first_name", "last_name",
     "email"}``, at most ``limit``. Only names and emails; never a match inside an address, so
     a few letters do not list a whole directory."""
-    from sqlalchemy import func, or_
-
-    from ..auth.models import User
 
     text = (text or "").strip().lower()
     if len(text) < PEOPLE_MIN_CHARS:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ..auth.models import User
 from ..extensions import db
 from ..reference.models import ENVIRONMENTS
 from ..search import fold
@@ -201,7 +202,6 @@ def _set_contacts(product: Product, data: ProductData) -> None:
 def _accounts_by_email(emails: set[str]) -> dict[str, int]:
     """The ids of the accounts with these emails. Every account's email is verified (made by an
     administrator, or from the identity provider's verified claim), so the match is a person."""
-    from ..auth.models import User
 
     if not emails:
         return {}

@@ -5,11 +5,12 @@ from sqlalchemy import select
 
 from .. import contract, outbox
 from ..extensions import db
+from ..outbox.models import OutboxMessage
 from ..reference.models import Cluster, Ministry, QuotaOption
 from ..requests import changes
 from ..requests.models import Request, RequestStatus
 from ..timeutil import utcnow
-from .models import OutboxMessage, ProvisioningTarget
+from .models import ProvisioningTarget
 
 # The session flag that wakes the relay after a commit that wrote provisioning messages.
 OUTBOX_FLAG = "provisioning_outbox_written"

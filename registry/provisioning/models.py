@@ -1,14 +1,10 @@
 """What travels between the registry and the provisioner, and what we keep of it."""
 
-import enum
-import uuid
 from datetime import datetime
 
 from sqlalchemy import (
-    JSON,
     CheckConstraint,
     ForeignKey,
-    Index,
     String,
     Text,
     UniqueConstraint,
@@ -16,44 +12,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..contract import STEPS
+from ..contract import STEP_LABELS, STEPS
 from ..extensions import db, in_values
 from ..timeutil import utcnow
-
-
-class MessageStatus(enum.StrEnum):
-    PENDING = "pending"
-    SENT = "sent"
-
-
-class OutboxMessage(db.Model):
-    """A provisioning message: written with the approval, published to JetStream after commit."""
-
-    __tablename__ = "outbox_messages"
-    __table_args__ = (
-        CheckConstraint(in_values("status", MessageStatus), name="status_known"),
-        CheckConstraint("status <> 'sent' OR sent_at IS NOT NULL", name="sent_has_time"),
-        Index("ix_outbox_messages_due", "status", "next_attempt_at"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    # The Nats-Msg-Id header: JetStream stores a message once per id within its duplicate window,
-    # so a relay that dies between publishing and marking sent cannot store it twice. A UUID,
-    # not the row number, so that a database started afresh can never collide with old ids.
-    message_id: Mapped[str] = mapped_column(
-        String(36), unique=True, default=lambda: str(uuid.uuid4())
-    )
-    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
-    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"), index=True)
-    subject: Mapped[str] = mapped_column(String(120))
-    payload: Mapped[dict] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(10), default=MessageStatus.PENDING.value)
-    attempts: Mapped[int] = mapped_column(default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
-    claimed_until: Mapped[datetime | None]
-    last_error: Mapped[str | None] = mapped_column(Text)
-    sent_at: Mapped[datetime | None]
-    stream_sequence: Mapped[int | None]
 
 
 class ProvisioningTarget(db.Model):
@@ -92,7 +53,6 @@ class ProvisioningTarget(db.Model):
     def step_label(self) -> str:
         """Where this cluster stands, for people: "Failed at “Manifests committed”" when the
         step after the furthest one broke, else the furthest step's name."""
-        from ..contract import STEP_LABELS
 
         if self.failed_reason:
             failed = STEPS[min(self.step_index + 1, len(STEPS) - 1)]

@@ -14,9 +14,9 @@ import nats.js.errors
 
 from .. import outbox
 from ..extensions import db
+from ..outbox.models import MessageStatus, OutboxMessage
 from ..timeutil import utcnow
 from . import messages
-from .models import MessageStatus, OutboxMessage
 
 log = logging.getLogger(__name__)
 

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from .. import contract
 from ..extensions import db
+from ..reference.models import Cluster
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +18,6 @@ def stream_subjects(app) -> list[str]:
     """Every registry subject. The contract's subjects have no dots, so a NATS wildcard (which
     matches whole dot-separated tokens) cannot cover them: one subject per cluster, from the
     clusters table, and the status subject."""
-    from ..reference.models import Cluster
 
     with app.app_context():
         clusters = db.session.scalars(select(Cluster.name).order_by(Cluster.number)).all()

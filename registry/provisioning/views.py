@@ -11,9 +11,8 @@ from flask import (
 from flask_login import current_user
 
 from .. import inputs
+from ..access import Role, roles_required
 from ..auth import service_accounts as accounts
-from ..auth.access import roles_required
-from ..auth.models import Role
 from ..extensions import csrf, db
 from ..htmx import redirect_to
 from . import bp, reports

@@ -4,6 +4,7 @@ from sqlalchemy import JSON, CheckConstraint, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db, in_values
+from .data import CLUSTER_DESCRIPTIONS
 
 QUOTA_KINDS = ("cpu", "memory", "storage", "snapshot")
 ENVIRONMENTS = ("tools", "dev", "test", "prod")
@@ -27,7 +28,6 @@ class Cluster(db.Model):
     @property
     def description(self) -> str:
         """What the cluster is, in plain words (``data.CLUSTER_DESCRIPTIONS``)."""
-        from .data import CLUSTER_DESCRIPTIONS
 
         return CLUSTER_DESCRIPTIONS.get(self.name, "")
 

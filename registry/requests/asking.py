@@ -2,8 +2,7 @@ from flask import Blueprint, abort, flash, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
-from ..auth.access import roles_required
-from ..auth.models import Role
+from ..access import Role, roles_required
 from ..extensions import db
 from ..htmx import is_htmx, redirect_to, render
 from ..inputs import validates_its_form

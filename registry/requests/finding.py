@@ -1,8 +1,7 @@
 from flask import Blueprint, current_app, request
 
+from ..access import Role, roles_required
 from ..audit.views import csv_response
-from ..auth.access import roles_required
-from ..auth.models import Role
 from ..htmx import render
 from ..reference import services as reference
 from . import queries

@@ -16,6 +16,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from ..contract import STEP_LABELS, STEPS
 from ..extensions import db, in_values
 from ..products.models import Product
 from ..timeutil import utcnow
@@ -243,7 +244,6 @@ class RequestEvent(db.Model):
     def failed_step(self) -> str | None:
         """For a failure: the step that broke. The event keeps the furthest step reported before
         it, so the one that failed is the next (the first, when none was reported)."""
-        from ..contract import STEPS
 
         if self.to_status != RequestStatus.FAILED or self.kind != "transition":
             return None
@@ -254,7 +254,6 @@ class RequestEvent(db.Model):
 
     @property
     def to_label(self) -> str:
-        from ..contract import STEP_LABELS
 
         if self.kind == "reminder":
             return "Super admins reminded"

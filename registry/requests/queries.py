@@ -6,6 +6,7 @@ from datetime import datetime
 from sqlalchemy import ARRAY, Integer, and_, any_, cast, func, or_, select, union
 from sqlalchemy.orm import aliased, contains_eager, defer, joinedload, selectinload
 
+from ..auth.models import User
 from ..extensions import db
 from ..pagination import Page, paginate
 from ..products import queries as product_queries
@@ -263,7 +264,6 @@ EXPORT_CHUNK = 500
 
 def _lines():
     """The select of RequestLine's columns, requests joined to their products and people."""
-    from ..auth.models import User
 
     requester, decider = aliased(User), aliased(User)
     return (

@@ -1,8 +1,7 @@
 from flask import Blueprint, abort, current_app, flash, request, url_for
 from flask_login import current_user
 
-from ..auth.access import roles_required
-from ..auth.models import Role
+from ..access import Role, roles_required
 from ..extensions import db
 from ..htmx import is_htmx, redirect_to, render, render_block
 from ..reference import services as reference

@@ -14,7 +14,7 @@ from ..products import services as product_services
 from ..products.models import ContactRole, Product, ProductContactHistory, ProductStatus
 from ..reference import services as reference
 from ..reference.models import ENVIRONMENTS, QUOTA_KINDS
-from ..timeutil import utcnow
+from ..timeutil import age, utcnow
 from . import changes
 from .lifecycle import note, transition
 from .models import ACTIVE_STATUSES, Request, RequestEvent, RequestStatus, RequestType
@@ -31,8 +31,6 @@ class AlreadyDecided(RequestError):
         if request.status == RequestStatus.CANCELLED:
             message = "This request was cancelled by its requester before it was decided."
         else:
-            from ..filters import age
-
             verb = "rejected" if request.status == RequestStatus.REJECTED else "approved"
             message = f"{who} {verb} this request {age(request.decided_at)}."
         super().__init__(message)

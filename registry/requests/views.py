@@ -2,8 +2,8 @@ from flask import abort, current_app, flash, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from ..extensions import db
-from ..health import queries as health
 from ..htmx import is_htmx, redirect_to, render
+from ..outbox import backlog
 from . import bp, queries, services
 
 
@@ -11,7 +11,7 @@ def _detail(req, status: int = 200, **context):
     """The request page (HTMX polls its live block: status and timeline), with its comment form
     for those who may comment now."""
     # Approved but not yet with the provisioner: say why, if its messages cannot reach NATS.
-    unsent = health.unsent_messages(req.id) if req.status == "approved" else (0, None)
+    unsent = backlog.unsent_messages(req.id) if req.status == "approved" else (0, None)
     context.setdefault("may_comment", services.comment_blocker(req, current_user) is None)
     if req.is_pending and current_user.is_super_admin:
         # Where to decide it: the queue's page with it, or why this admin may not.

@@ -21,9 +21,9 @@ import psycopg
 from sqlalchemy import event, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from .availability import Availability
-from .extensions import db
-from .timeutil import utcnow
+from ..availability import Availability
+from ..extensions import db
+from ..timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
