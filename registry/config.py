@@ -95,7 +95,8 @@ class Defaults:
     STUCK_PENDING_HOURS = 48
     STUCK_SILENT_MINUTES = 30
     STUCK_CHECK_SECONDS = 60
-    # Where the runbook (docs/operations.md) is read; None: the registry's own /operations/runbook.
+    # Where the runbook's links point (e.g. registry/operations/runbook.md on the repository's
+    # host); None: the registry's own /operations/runbook, which serves the copy in the package.
     RUNBOOK_URL = None
     READY_BRIDGE_MAX_PENDING = 1000
     # The largest request body taken (413 above it): forms and the provisioner's callback are small.
