@@ -82,7 +82,8 @@ class Defaults:
     STUCK_PENDING_HOURS = 48
     STUCK_SILENT_MINUTES = 30
     STUCK_CHECK_SECONDS = 60
-    # Where the runbook (docs/operations.md) is read; None: the registry's own /operations/runbook.
+    # Where the runbook's links point (e.g. registry/operations/runbook.md on the repository's
+    # host); None: the registry's own /operations/runbook, which serves the copy in the package.
     RUNBOOK_URL = None
     READY_BRIDGE_MAX_PENDING = 1000
     # The largest request body taken (413 above it): forms and the provisioner's callback are small.
@@ -136,7 +137,7 @@ class Defaults:
     # address is in these networks (CIDR; after TRUSTED_PROXIES). Everyone else gets a 404.
     METRICS_TOKEN = None
     METRICS_ALLOWED_NETWORKS: list = ["127.0.0.0/8", "::1/128"]  # noqa: RUF012
-    # `flask worker` and `flask provisioner` serve their own metrics on this port (None: off),
+    # `flask worker` serves its own metrics on this port (None: off),
     # on this address, under the same rule.
     METRICS_PORT = None
     METRICS_HOST = "0.0.0.0"  # noqa: S104 - Prometheus scrapes the pod's address

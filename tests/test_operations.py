@@ -161,6 +161,18 @@ def test_the_runbook_page_has_a_section_for_every_reason(app, client, support):
     assert response.headers["Location"] == "https://docs.example/runbook"
 
 
+def test_the_runbook_is_read_from_inside_the_package():
+    # An installed registry (the image's wheel) has no docs/ folder beside it: the page's text
+    # must be package data (pyproject.toml; scripts/check-image-install serves it from a wheel).
+    from pathlib import Path
+
+    import registry
+    from registry.operations import views
+
+    assert Path(registry.__file__).resolve().parent in views.RUNBOOK.parents
+    assert views.RUNBOOK.is_file()
+
+
 # --- stuck requests ------------------------------------------------------------------------
 
 

@@ -1,8 +1,8 @@
 """Gauges read from the database when Prometheus scrapes: state, not events, so every process
 (and every pod) reports the same numbers; aggregate them with ``max``, never ``sum``.
 
-Four statements, each a grouped count or an aggregate over an index (see the README's Metrics
-section for their plans at 100,000 products). A database that does not answer makes
+Four statements, each a grouped count or an aggregate over an index (see docs/operations.md,
+"Metrics", for their plans at 100,000 products). A database that does not answer makes
 ``registry_database_up 0`` and no other gauge of this module, never a failed scrape.
 """
 

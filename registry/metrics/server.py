@@ -1,4 +1,4 @@
-"""Metrics for processes that serve no web pages (``flask worker``, ``flask provisioner``): with
+"""Metrics for processes that serve no web pages (``flask worker``): with
 ``METRICS_PORT`` set, a small HTTP server in a daemon thread answers ``GET /metrics`` with this
 process's counters and histograms (the bridge's, the mail sender's), under the same rule as the
 web's ``/metrics``: ``METRICS_TOKEN`` or ``METRICS_ALLOWED_NETWORKS``. The database's gauges are

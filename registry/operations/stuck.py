@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 DECISION = "decision"
 SILENT = "silent"
 
-# Where the runbook explains each reason (docs/operations.md's headings).
+# Where the runbook explains each reason (the headings of runbook.md, beside this module).
 RUNBOOK_ANCHORS = {
     DECISION: "waiting-for-a-decision",
     SILENT: "no-report-from-the-provisioner",
@@ -205,8 +205,8 @@ def _silent(req: Request, event: RequestEvent, key: str, now: datetime) -> Stuck
 
 
 def runbook_url(anchor: str | None = None, external: bool = False) -> str:
-    """The runbook (``docs/operations.md``): ``RUNBOOK_URL`` when set, else the registry's own
-    page of it; ``anchor``: the section."""
+    """The runbook (``runbook.md`` in this package): ``RUNBOOK_URL`` when set, else the
+    registry's own page of it; ``anchor``: the section."""
 
     base = current_app.config.get("RUNBOOK_URL")
     if not base:

@@ -3,7 +3,7 @@ import re
 import time
 from pathlib import Path
 
-from flask import abort, current_app, redirect, render_template
+from flask import current_app, redirect, render_template
 
 from ..access import Role, roles_required
 from ..contract import STEP_LABELS
@@ -133,7 +133,8 @@ def _recent_overview() -> queries.Overview:
     return overview
 
 
-RUNBOOK = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
+# The runbook ships inside the package (package data), so an installed registry serves it too.
+RUNBOOK = Path(__file__).resolve().with_name("runbook.md")
 
 
 def _slug(heading: str) -> str:
@@ -144,12 +145,10 @@ def _slug(heading: str) -> str:
 @bp.get("/operations/runbook")
 @roles_required(Role.SUPER_ADMIN, Role.SUPPORT)
 def runbook():
-    """The runbook: at ``RUNBOOK_URL`` when set, else docs/operations.md from the source tree,
-    one section per heading (with the anchors GitHub would give them) as plain text."""
+    """The runbook: at ``RUNBOOK_URL`` when set, else ``runbook.md`` beside this module, one
+    section per heading (with the anchors GitHub would give them) as plain text."""
     if current_app.config.get("RUNBOOK_URL"):
         return redirect(current_app.config["RUNBOOK_URL"])
-    if not RUNBOOK.is_file():
-        abort(404)
     title, sections, current = "Runbook", [], None
     for line in RUNBOOK.read_text(encoding="utf-8").splitlines():
         heading = re.match(r"^(#{1,4}) (.+)$", line)

@@ -1,7 +1,7 @@
 """What an edit changes (a diff of two product records, field by field), and the automatic-approval
 rules that say which changes go straight to the provisioner and which wait for a super admin.
 
-The rules are one table, :data:`RULES`, documented in the README: change it here and there.
+The rules are one table, :data:`RULES`, documented in docs/day-two.md: change it here and there.
 """
 
 from collections.abc import Callable
