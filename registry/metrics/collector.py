@@ -14,7 +14,7 @@ from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select, text
 
 from ..extensions import db
-from ..outbox.models import EmailStatus, MessageStatus, OutboxEmail, OutboxMessage
+from ..outbox import backlog as outbox_backlog
 from ..requests.models import Request, RequestStatus, RequestType
 from ..timeutil import utcnow
 
@@ -72,13 +72,8 @@ def read_state() -> list[GaugeMetricFamily]:
         "How long the oldest unsent outbox row has waited since it was written (0: none).",
         labels=["outbox"],
     )
-    for name, model, status in (
-        ("mail", OutboxEmail, EmailStatus.PENDING.value),
-        ("nats", OutboxMessage, MessageStatus.PENDING.value),
-    ):
-        count, oldest = session.execute(
-            select(func.count(), func.min(model.created_at)).where(model.status == status)
-        ).one()
+    for name in outbox_backlog.OUTBOXES:
+        count, oldest = outbox_backlog.pending(name)
         backlog.add_metric([name], count)
         backlog_age.add_metric([name], _age(now, oldest))
     return [requests, pending, pending_age, backlog, backlog_age]

@@ -24,7 +24,7 @@ from ..auth import services as accounts
 from ..contract import STEP_LABELS
 from ..extensions import db
 from ..notifications import services as notifications
-from ..outbox.models import MessageStatus, OutboxMessage
+from ..outbox import backlog
 from ..products.models import Product
 from ..requests import lifecycle
 from ..requests.models import IN_FLIGHT_STATUSES, Request, RequestEvent, RequestStatus
@@ -173,12 +173,7 @@ def _stuck(req: Request, kind: str, key: str, since: datetime, reason: str, anch
 def _silent(req: Request, event: RequestEvent, key: str, now: datetime) -> Stuck:
     silent = duration_words(now - event.created_at)
     # Nothing reported since the approval (or re-send): did its message even reach NATS?
-    unsent = not event.step and db.session.scalar(
-        select(func.count()).where(
-            OutboxMessage.request_id == req.id,
-            OutboxMessage.status == MessageStatus.PENDING.value,
-        )
-    )
+    unsent = not event.step and backlog.unsent_messages(req.id)[0]
     if unsent:
         reason = (
             f"not yet sent to the provisioner: {unsent} message{'s' if unsent != 1 else ''}"

@@ -2,7 +2,7 @@
 operations read these), and a request's provisioning messages that still wait."""
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import func, select
@@ -65,3 +65,19 @@ def unsent_messages(request_id: int) -> tuple[int, str | None]:
     ).all()
     errors = [error for _, error in rows if error]
     return len(rows), (errors[-1] if errors else None)
+
+
+# Each outbox by the name metrics give it: its rows and their "not yet sent" status.
+OUTBOXES = {
+    "mail": (OutboxEmail, EmailStatus.PENDING.value),
+    "nats": (OutboxMessage, MessageStatus.PENDING.value),
+}
+
+
+def pending(name: str) -> tuple[int, datetime | None]:
+    """How many rows of outbox ``name`` are not yet sent, and when the oldest was written."""
+    model, status = OUTBOXES[name]
+    count, oldest = db.session.execute(
+        select(func.count(), func.min(model.created_at)).where(model.status == status)
+    ).one()
+    return count, oldest
