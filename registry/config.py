@@ -6,6 +6,7 @@ as JSON where they look like JSON (numbers, booleans, lists), else taken as text
 
 import json
 import os
+import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -132,13 +133,10 @@ class Defaults:
     # Local passwords: None means on in development and off in production.
     PASSWORD_LOGIN = None
     # Sign-in guessing: refused attempts counted per account and per client address (only
-    # refusals count). Limits in Flask-Limiter's notation; storage "memory://" (each process
-    # counts alone) or "redis://host:6379" (shared by every process).
+    # refusals count), "<number> per [<n>] second|minute|hour|day". The counts are kept in the
+    # database, so every process and pod shares them.
     LOGIN_LIMIT_PER_ACCOUNT = "20 per minute"
     LOGIN_LIMIT_PER_ADDRESS = "100 per minute"
-    RATELIMIT_STORAGE_URI = "memory://"
-    RATELIMIT_STRATEGY = "moving-window"
-    RATELIMIT_HEADERS_ENABLED = True
     # Behind this many proxies that set X-Forwarded-For/-Proto (the OpenShift router: 1), the
     # client address and scheme are read from those headers; 0 trusts no header.
     TRUSTED_PROXIES = 0
@@ -215,6 +213,32 @@ def load(app, test_config=None) -> None:
     for key in ("OIDC_SUPER_ADMIN_ROLES", "OIDC_SUPPORT_ROLES"):
         if isinstance(app.config[key], str):
             app.config[key] = [v.strip() for v in app.config[key].split(",") if v.strip()]
+    for key in ("LOGIN_LIMIT_PER_ACCOUNT", "LOGIN_LIMIT_PER_ADDRESS"):
+        try:
+            rate_limit(app.config[key])
+        except ValueError as exc:
+            raise RuntimeError(f"REGISTRY_{key}: {exc}") from None
+
+
+# "20 per minute", "20/minute", "100 per 5 minutes": the notation of the sign-in limits.
+RATE_LIMIT = re.compile(
+    r"\s*(?P<amount>\d+)\s*(?:per|/)\s*(?P<count>\d+)?\s*(?P<unit>second|minute|hour|day)s?\s*",
+    re.IGNORECASE,
+)
+SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+def rate_limit(text) -> tuple[int, int]:
+    """``(attempts, seconds)`` of a limit written as "20 per minute"; ValueError if it is not
+    one, or allows none."""
+    match = RATE_LIMIT.fullmatch(text) if isinstance(text, str) else None
+    if not match:
+        raise ValueError(f'{text!r} is not a limit like "20 per minute" or "100 per 5 minutes".')
+    amount = int(match["amount"])
+    seconds = int(match["count"] or 1) * SECONDS[match["unit"].lower()]
+    if amount < 1 or seconds < 1:
+        raise ValueError(f"{text!r} allows no attempt at all.")
+    return amount, seconds
 
 
 def normalise_database_url(url: str) -> str:
