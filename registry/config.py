@@ -137,6 +137,12 @@ class Defaults:
     # database, so every process and pod shares them.
     LOGIN_LIMIT_PER_ACCOUNT = "20 per minute"
     LOGIN_LIMIT_PER_ADDRESS = "100 per minute"
+    # Requests (new, change, deletion, asked again) and comments one product team member may
+    # send in an hour: each may email addresses they typed. 0: no limit.
+    REQUEST_SUBMISSIONS_PER_HOUR = 20
+    # The domains a product's contacts' emails must be at (a domain allows its subdomains too),
+    # e.g. ["gov.bc.ca"]; a JSON list or comma-separated. Empty: any domain.
+    CONTACT_EMAIL_DOMAINS: list = []  # noqa: RUF012
     # Behind this many proxies that set X-Forwarded-For/-Proto (the OpenShift router: 1), the
     # client address and scheme are read from those headers; 0 trusts no header.
     TRUSTED_PROXIES = 0
@@ -218,6 +224,13 @@ def load(app, test_config=None) -> None:
             rate_limit(app.config[key])
         except ValueError as exc:
             raise RuntimeError(f"REGISTRY_{key}: {exc}") from None
+    per_hour = app.config["REQUEST_SUBMISSIONS_PER_HOUR"]
+    if isinstance(per_hour, bool) or not isinstance(per_hour, int) or per_hour < 0:
+        raise RuntimeError(
+            "REGISTRY_REQUEST_SUBMISSIONS_PER_HOUR must be a whole number, 0 for no limit;"
+            f" it is {per_hour!r}."
+        )
+    app.config["CONTACT_EMAIL_DOMAINS"] = email_domains(app.config["CONTACT_EMAIL_DOMAINS"])
 
 
 # "20 per minute", "20/minute", "100 per 5 minutes": the notation of the sign-in limits.
@@ -239,6 +252,27 @@ def rate_limit(text) -> tuple[int, int]:
     if amount < 1 or seconds < 1:
         raise ValueError(f"{text!r} allows no attempt at all.")
     return amount, seconds
+
+
+DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]*[a-z0-9]")
+
+
+def email_domains(value) -> list[str]:
+    """The contact email domains, from a list or a comma-separated string, lowercase, without
+    a leading "@"; RuntimeError on anything that is not a domain name."""
+    if isinstance(value, str):
+        value = value.split(",")
+    domains = []
+    for item in value or []:
+        domain = str(item).strip().lower().removeprefix("@")
+        if not domain:
+            continue
+        if not DOMAIN.fullmatch(domain):
+            raise RuntimeError(
+                f"REGISTRY_CONTACT_EMAIL_DOMAINS: {item!r} is not a domain name like gov.bc.ca."
+            )
+        domains.append(domain)
+    return domains
 
 
 def normalise_database_url(url: str) -> str:
