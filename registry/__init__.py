@@ -6,7 +6,7 @@ from flask import Flask, redirect, url_for
 from flask_login import current_user
 
 from . import config, inputs, metrics, security
-from .extensions import csrf, db, limiter, login_manager, mail, migrate
+from .extensions import csrf, db, login_manager, mail, migrate
 
 MIGRATIONS = str(Path(__file__).parent / "migrations")
 
@@ -24,7 +24,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     login_manager.login_message_category = "info"
     mail.init_app(app)
     csrf.init_app(app)
-    limiter.init_app(app)
     security.install(app)
 
     from . import (

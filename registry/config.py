@@ -6,6 +6,7 @@ as JSON where they look like JSON (numbers, booleans, lists), else taken as text
 
 import json
 import os
+import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -123,13 +124,16 @@ class Defaults:
     # Local passwords: None means on in development and off in production.
     PASSWORD_LOGIN = None
     # Sign-in guessing: refused attempts counted per account and per client address (only
-    # refusals count). Limits in Flask-Limiter's notation; storage "memory://" (each process
-    # counts alone) or "redis://host:6379" (shared by every process).
+    # refusals count), "<number> per [<n>] second|minute|hour|day". The counts are kept in the
+    # database, so every process and pod shares them.
     LOGIN_LIMIT_PER_ACCOUNT = "20 per minute"
     LOGIN_LIMIT_PER_ADDRESS = "100 per minute"
-    RATELIMIT_STORAGE_URI = "memory://"
-    RATELIMIT_STRATEGY = "moving-window"
-    RATELIMIT_HEADERS_ENABLED = True
+    # Requests (new, change, deletion, asked again) and comments one product team member may
+    # send in an hour: each may email addresses they typed. 0: no limit.
+    REQUEST_SUBMISSIONS_PER_HOUR = 20
+    # The domains a product's contacts' emails must be at (a domain allows its subdomains too),
+    # e.g. ["gov.bc.ca"]; a JSON list or comma-separated. Empty: any domain.
+    CONTACT_EMAIL_DOMAINS: list = []  # noqa: RUF012
     # Behind this many proxies that set X-Forwarded-For/-Proto (the OpenShift router: 1), the
     # client address and scheme are read from those headers; 0 trusts no header.
     TRUSTED_PROXIES = 0
@@ -206,6 +210,60 @@ def load(app, test_config=None) -> None:
     for key in ("OIDC_SUPER_ADMIN_ROLES", "OIDC_SUPPORT_ROLES"):
         if isinstance(app.config[key], str):
             app.config[key] = [v.strip() for v in app.config[key].split(",") if v.strip()]
+    for key in ("LOGIN_LIMIT_PER_ACCOUNT", "LOGIN_LIMIT_PER_ADDRESS"):
+        try:
+            rate_limit(app.config[key])
+        except ValueError as exc:
+            raise RuntimeError(f"REGISTRY_{key}: {exc}") from None
+    per_hour = app.config["REQUEST_SUBMISSIONS_PER_HOUR"]
+    if isinstance(per_hour, bool) or not isinstance(per_hour, int) or per_hour < 0:
+        raise RuntimeError(
+            "REGISTRY_REQUEST_SUBMISSIONS_PER_HOUR must be a whole number, 0 for no limit;"
+            f" it is {per_hour!r}."
+        )
+    app.config["CONTACT_EMAIL_DOMAINS"] = email_domains(app.config["CONTACT_EMAIL_DOMAINS"])
+
+
+# "20 per minute", "20/minute", "100 per 5 minutes": the notation of the sign-in limits.
+RATE_LIMIT = re.compile(
+    r"\s*(?P<amount>\d+)\s*(?:per|/)\s*(?P<count>\d+)?\s*(?P<unit>second|minute|hour|day)s?\s*",
+    re.IGNORECASE,
+)
+SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+def rate_limit(text) -> tuple[int, int]:
+    """``(attempts, seconds)`` of a limit written as "20 per minute"; ValueError if it is not
+    one, or allows none."""
+    match = RATE_LIMIT.fullmatch(text) if isinstance(text, str) else None
+    if not match:
+        raise ValueError(f'{text!r} is not a limit like "20 per minute" or "100 per 5 minutes".')
+    amount = int(match["amount"])
+    seconds = int(match["count"] or 1) * SECONDS[match["unit"].lower()]
+    if amount < 1 or seconds < 1:
+        raise ValueError(f"{text!r} allows no attempt at all.")
+    return amount, seconds
+
+
+DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]*[a-z0-9]")
+
+
+def email_domains(value) -> list[str]:
+    """The contact email domains, from a list or a comma-separated string, lowercase, without
+    a leading "@"; RuntimeError on anything that is not a domain name."""
+    if isinstance(value, str):
+        value = value.split(",")
+    domains = []
+    for item in value or []:
+        domain = str(item).strip().lower().removeprefix("@")
+        if not domain:
+            continue
+        if not DOMAIN.fullmatch(domain):
+            raise RuntimeError(
+                f"REGISTRY_CONTACT_EMAIL_DOMAINS: {item!r} is not a domain name like gov.bc.ca."
+            )
+        domains.append(domain)
+    return domains
 
 
 def normalise_database_url(url: str) -> str:

@@ -1,8 +1,14 @@
 """Helpers for tests that wait on other threads and processes."""
 
 import asyncio
+import signal
+import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import nats
 
@@ -42,3 +48,61 @@ def eventually(check, timeout: float = 15.0, interval: float = 0.05, message: st
         if time.monotonic() > deadline:
             raise AssertionError(message or f"condition not met within {timeout}s")
         time.sleep(interval)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Gunicorn:
+    """gunicorn serving ``wsgi:app`` from the project's root (so with its ``gunicorn.conf.py``),
+    as the image does, with ``workers`` worker processes on ``port``. Its access log, one line a
+    request, names the worker that answered (``%(p)s``)."""
+
+    ACCESS_FORMAT = "%(p)s %(m)s %(U)s %(s)s"
+
+    def __init__(self, env: dict, port: int, log_dir: Path, workers: int = 2):
+        self.host = f"127.0.0.1:{port}"
+        self.base = f"http://{self.host}"
+        self.port = port
+        self.access_log = log_dir / "gunicorn-access.log"
+        self._log = (log_dir / "gunicorn.log").open("w")
+        command = [
+            Path(sys.executable).parent / "gunicorn",
+            *("--workers", str(workers), "--bind", f"127.0.0.1:{port}"),
+            *("--access-logfile", str(self.access_log)),
+            *("--access-logformat", self.ACCESS_FORMAT),
+            "wsgi:app",
+        ]
+        self.process = subprocess.Popen(  # noqa: S603 - the project's own command
+            command, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+    def wait_until_up(self, timeout: float = 30) -> None:
+        def answers():
+            assert self.process.poll() is None, "gunicorn ended: see gunicorn.log"
+            try:
+                with urllib.request.urlopen(self.base + "/healthz", timeout=1):  # noqa: S310
+                    return True
+            except (OSError, urllib.error.URLError):
+                return False
+
+        eventually(answers, timeout=timeout, message="gunicorn did not start")
+
+    def answered(self, method: str, path: str) -> list[tuple[int, int]]:
+        """(worker pid, status) of each request to ``path``, in the order they were logged."""
+        found = []
+        for line in self.access_log.read_text().splitlines():
+            pid, logged_method, logged_path, status = line.split()
+            if (logged_method, logged_path) == (method, path):
+                found.append((int(pid.strip("<>")), int(status)))
+        return found
+
+    def stop(self) -> None:
+        """SIGTERM, as a pod is stopped; SIGKILL if it does not end in time: never left running."""
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self._log.close()

@@ -1,18 +1,28 @@
 """Sessions that end when they should, the headers on every response, and sign-in guessing."""
 
+import os
 import re
+import socket
+import threading
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from urllib.parse import urlencode
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from registry import create_app, security
 from registry.audit.models import AuditEvent
+from registry.auth import guessing
 from registry.auth import services as auth_services
-from registry.auth.models import Role
+from registry.auth.models import RateLimit, RateLimitHit, Role
 from registry.extensions import db
+from registry.timeutil import utcnow
 
 from . import builders, test_access
-from .conftest import FreshContextClient
+from .conftest import FreshContextClient, free_port
+from .support import Gunicorn
 from .test_access import ROUTES, send, sign_in
 
 world = test_access.world  # the access matrix's fixture: one product, a person of each role
@@ -248,6 +258,189 @@ def test_successful_sign_ins_are_not_counted(app, client, owner):
     for _ in range(25):
         builders.login(client, owner)
         client.post("/logout", data={"csrf_token": builders.csrf_token(client)})
+
+
+def test_a_refused_sign_in_waits_only_until_the_oldest_refusals_leave_the_minute(
+    app, client, owner, monkeypatch
+):
+    now = [utcnow()]
+    monkeypatch.setattr(guessing, "utcnow", lambda: now[0])
+    for _ in range(10):
+        assert attempt(client, owner.email, "guess").status_code == 422
+    now[0] += timedelta(seconds=30)
+    for _ in range(10):
+        assert attempt(client, owner.email, "guess").status_code == 422
+    now[0] += timedelta(seconds=15)
+
+    response = attempt(client, owner.email, "password")
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == "15"
+    assert "Try again in 15 seconds." in response.get_data(as_text=True)
+
+    # A minute after the first ten, they no longer count; the ten after them still do.
+    now[0] += timedelta(seconds=15)
+    for _ in range(10):
+        assert attempt(client, owner.email, "guess").status_code == 422
+    assert attempt(client, owner.email, "guess").status_code == 429
+    assert attempt(client, owner.email, "password").status_code == 429
+    now[0] += timedelta(seconds=30)
+    assert attempt(client, owner.email, "password").status_code == 303
+
+
+def test_attempts_at_the_same_moment_never_pass_the_limit_together(app, owner):
+    """Each attempt is counted before its password is checked, under its key's lock: twelve at
+    once on a limit of five get five checks, not twelve."""
+    app.config["LOGIN_LIMIT_PER_ACCOUNT"] = "5 per minute"
+    email = owner.email
+    together = threading.Barrier(12)
+
+    def sign_in_attempt(n: int) -> str:
+        with app.app_context():
+            together.wait(timeout=10)
+            try:
+                guessing.begin(email, f"192.0.2.{n}")
+            except guessing.TooManyAttempts:
+                return "refused"
+            return "counted"
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        outcomes = list(pool.map(sign_in_attempt, range(12)))
+    assert outcomes.count("counted") == 5, outcomes
+    hits = db.session.scalar(
+        select(func.count()).where(RateLimitHit.key == f"account:{owner.email}")
+    )
+    assert hits == 5
+
+
+def test_counts_that_no_longer_count_are_deleted(app, client, owner, monkeypatch):
+    """The counts stay a small table: what left its window is deleted by the next sign-in
+    attempt (in each process at most once a minute)."""
+    long_ago = utcnow() - timedelta(hours=2)
+    for n in range(50):
+        db.session.add(RateLimit(key=f"account:gone{n}@example.com", expires_at=long_ago))
+        db.session.add(RateLimitHit(key=f"account:gone{n}@example.com", at=long_ago))
+    db.session.commit()
+    monkeypatch.setattr(guessing, "_next_sweep", 0.0)
+
+    assert attempt(client, owner.email, "guess").status_code == 422
+    builders.login(client, owner)
+
+    db.session.rollback()
+    keys = db.session.scalars(select(RateLimit.key).order_by(RateLimit.key)).all()
+    assert keys == [f"account:{owner.email}", "address:127.0.0.1"]
+    # The refusal's two hits; the sign-in that succeeded took its own back.
+    assert db.session.scalars(select(RateLimitHit.key).order_by(RateLimitHit.key)).all() == keys
+
+
+@pytest.mark.parametrize("limit", ["20 a minute", "0 per minute", "twenty per minute", 20])
+def test_a_sign_in_limit_that_is_no_limit_stops_the_start(database_url, limit):
+    with pytest.raises(RuntimeError, match="REGISTRY_LOGIN_LIMIT_PER_ACCOUNT"):
+        create_app({"SQLALCHEMY_DATABASE_URI": database_url, "LOGIN_LIMIT_PER_ACCOUNT": limit})
+    app = create_app(
+        {"SQLALCHEMY_DATABASE_URI": database_url, "LOGIN_LIMIT_PER_ADDRESS": "3/5 minutes"}
+    )
+    assert app.config["LOGIN_LIMIT_PER_ADDRESS"] == "3/5 minutes"
+
+
+class Browser:
+    """Sign-in attempts over HTTP, each on a new connection, with one session's cookie and
+    CSRF token (signed with the secret every worker shares). ``hold`` opens a connection and
+    sends the first line of an attempt only: the worker that accepts it waits for the rest,
+    so every other connection goes to another worker until ``finish`` sends it."""
+
+    def __init__(self, server):
+        self.server = server
+        self.connections: list[socket.socket] = []
+        with urllib.request.urlopen(server.base + "/login", timeout=10) as page:  # noqa: S310
+            self.cookie = page.headers["Set-Cookie"].split(";", 1)[0]
+            self.token = builders.CSRF_META.search(page.read().decode()).group(1)
+
+    def hold(self, email: str, password: str):
+        body = urlencode({"email": email, "password": password, "csrf_token": self.token})
+        connection = socket.create_connection(("127.0.0.1", self.server.port), timeout=30)
+        self.connections.append(connection)
+        connection.sendall(f"POST /login HTTP/1.1\r\nHost: {self.server.host}\r\n".encode())
+        rest = (
+            f"Cookie: {self.cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n{body}"
+        )
+        return connection, rest.encode()
+
+    @staticmethod
+    def finish(held) -> tuple[int, dict[str, str], str]:
+        connection, rest = held
+        with connection:
+            connection.sendall(rest)
+            answer = b""
+            while chunk := connection.recv(65536):
+                answer += chunk
+        head, _, body = answer.decode().partition("\r\n\r\n")
+        status_line, *header_lines = head.split("\r\n")
+        headers = dict(line.split(": ", 1) for line in header_lines)
+        return int(status_line.split()[1]), headers, body
+
+    def attempt(self, email: str, password: str):
+        return self.finish(self.hold(email, password))
+
+    def close(self) -> None:
+        """Connections a failed assertion left held: closed, or gunicorn waits for them."""
+        for connection in self.connections:
+            connection.close()
+
+
+def test_the_guessing_limit_holds_across_gunicorn_workers(app, database_url, owner, tmp_path):
+    """Two gunicorn workers on one database, as a pod runs: the 21st wrong password in a minute
+    is refused, and then the right one too, whichever worker answers."""
+    env = {
+        **os.environ,
+        "REGISTRY_SQLALCHEMY_DATABASE_URI": database_url,
+        "REGISTRY_SECRET_KEY": "guessing-test",
+        "REGISTRY_RUN_BACKGROUND": "false",
+        "REGISTRY_DEV_MAILBOX": "true",
+        # gunicorn.conf.py empties this folder when it starts: one of its own.
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+    }
+    env.pop("REGISTRY_NATS_URL", None)
+    server = Gunicorn(env, free_port(), tmp_path, workers=2)
+    browser = None
+    try:
+        server.wait_until_up()
+        browser = Browser(server)
+        # One worker waits for the rest of the first attempt: the next ten go to the other.
+        first = browser.hold(owner.email, "guess 1")
+        for n in range(2, 12):
+            assert browser.attempt(owner.email, f"guess {n}")[0] == 422
+        assert browser.finish(first)[0] == 422
+        for n in range(12, 21):
+            assert browser.attempt(owner.email, f"guess {n}")[0] == 422
+        answered = server.answered("POST", "/login")
+        workers = {pid for pid, _ in answered}
+        assert len(answered) == 20 and len(workers) == 2, answered
+
+        # The 21st is refused unseen, the right password with it, by one worker and the other.
+        held = browser.hold(owner.email.upper(), "password")
+        status, headers, page = browser.attempt(owner.email, "password")
+        assert status == 429
+        assert "Too many refused sign-ins for this account. Try again in" in page
+        assert 1 <= int(headers["Retry-After"]) <= 60
+        assert browser.finish(held)[0] == 429
+        refusing = {pid for pid, status in server.answered("POST", "/login") if status == 429}
+        assert refusing == workers
+    finally:
+        if browser is not None:
+            browser.close()
+        server.stop()
+    db.session.rollback()
+    details = db.session.scalars(
+        select(AuditEvent.detail)
+        .where(AuditEvent.action == "sign_in_failed")
+        .order_by(AuditEvent.id)
+    ).all()
+    assert (
+        details
+        == ["wrong email or password"] * 20
+        + ["refused without checking: too many attempts for this account"] * 2
+    )
 
 
 def test_an_unknown_account_costs_the_same_password_hash_as_a_known_one(app, owner, monkeypatch):

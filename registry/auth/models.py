@@ -2,7 +2,7 @@ from datetime import datetime
 
 from flask import current_app, has_app_context
 from flask_login import UserMixin
-from sqlalchemy import CheckConstraint, String, func
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -86,3 +86,27 @@ class ServiceAccount(db.Model):
     # After this the token is refused; None: it does not expire.
     expires_at: Mapped[datetime | None]
     active: Mapped[bool] = mapped_column(default=True)
+
+
+class RateLimit(db.Model):
+    """Something whose refused sign-ins are counted: an account (``account:<email>``) or a
+    client address (``address:<ip>``). Counting an attempt locks its row first, so attempts on
+    one key are counted one after another, by every process and pod (registry/auth/guessing.py).
+    """
+
+    __tablename__ = "rate_limits"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    # When its newest hit stops counting: from then on the row and its hits may be deleted.
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class RateLimitHit(db.Model):
+    """One counted attempt: it counts against its key until it is a window old."""
+
+    __tablename__ = "rate_limit_hits"
+    __table_args__ = (Index("ix_rate_limit_hits_key_at", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(ForeignKey("rate_limits.key", ondelete="CASCADE"))
+    at: Mapped[datetime]

@@ -1,16 +1,13 @@
-import math
-import time
 from urllib.parse import urlsplit
 
 from authlib.integrations.base_client import OAuthError
 from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
-from flask_limiter import RateLimitExceeded
 from flask_login import current_user, login_required, logout_user
 
 from .. import security
 from ..audit import services as audit
-from ..extensions import db, limiter, login_manager
-from . import bp, oidc, services
+from ..extensions import db, login_manager
+from . import bp, guessing, oidc, services
 from .forms import LoginForm
 from .models import User
 
@@ -44,19 +41,6 @@ def _safe_next(target: str | None) -> str:
     return url_for("index")
 
 
-def _account_key() -> str:
-    return "account:" + services.normalise_email(request.form.get("email", ""))[:254]
-
-
-def _address_key() -> str:
-    return "address:" + (request.remote_addr or "")
-
-
-def _refused(response) -> bool:
-    # Only refusals count: a busy office behind one address signs in as often as it likes.
-    return response.status_code != 303
-
-
 def _login_page(form, status: int, refusal: str | None = None):
     return render_template(
         "auth/login.html",
@@ -69,18 +53,6 @@ def _login_page(form, status: int, refusal: str | None = None):
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(
-    lambda: current_app.config["LOGIN_LIMIT_PER_ACCOUNT"],
-    key_func=_account_key,
-    methods=["POST"],
-    deduct_when=_refused,
-)
-@limiter.limit(
-    lambda: current_app.config["LOGIN_LIMIT_PER_ADDRESS"],
-    key_func=_address_key,
-    methods=["POST"],
-    deduct_when=_refused,
-)
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("index"))
@@ -89,8 +61,13 @@ def login():
         if not current_app.config["PASSWORD_LOGIN"]:
             abort(404)
         if form.validate_on_submit():
+            try:
+                attempt = guessing.begin(form.email.data, request.remote_addr)
+            except guessing.TooManyAttempts as exc:
+                return _too_many_attempts(form, exc)
             user = services.authenticate(form.email.data, form.password.data)
             if user:
+                attempt.succeeded()  # only refusals count
                 security.start_session(user)
                 audit.record("sign_in", actor=user, detail="password")
                 db.session.commit()
@@ -105,24 +82,20 @@ def login():
     return _login_page(form, 422 if form.errors else 200)
 
 
-@bp.app_errorhandler(RateLimitExceeded)
-def too_many_attempts(exc: RateLimitExceeded):
-    limit = limiter.current_limit
-    wait = max(1, math.ceil(limit.reset_at - time.time())) if limit else 60
-    per_account = limit is not None and limit.key.find("account:") >= 0
-    who = "this account" if per_account else "your address"
+def _too_many_attempts(form, exc: guessing.TooManyAttempts):
+    """Refused unseen: the page says how long to wait, and so does ``Retry-After``."""
     refusal = (
-        f"Too many refused sign-ins for {who}. Try again in {wait} "
-        f"second{'s' if wait != 1 else ''}."
+        f"Too many refused sign-ins for {exc.who}. Try again in {exc.wait} "
+        f"second{'s' if exc.wait != 1 else ''}."
     )
     audit.record(
         "sign_in_failed",
-        actor_label=services.normalise_email(request.form.get("email", "")),
-        detail=f"refused without checking: too many attempts for {who}",
+        actor_label=services.normalise_email(form.email.data or ""),
+        detail=f"refused without checking: too many attempts for {exc.who}",
     )
     db.session.commit()
-    response = current_app.make_response(_login_page(LoginForm(), 429, refusal))
-    response.headers["Retry-After"] = str(wait)
+    response = current_app.make_response(_login_page(form, 429, refusal))
+    response.headers["Retry-After"] = str(exc.wait)
     return response
 
 

@@ -27,10 +27,14 @@ def _submit_once(form, submit):
     """Run ``submit()`` and commit, unless this form was sent before: then the request the
     first send made. Two sends at the same instant race on the key's unique index; the loser
     rolls back and is shown the winner's request, or the error the winner's request now causes
-    (one open request per product)."""
+    (one open request per product). Raises ``TooManySubmissions`` for a new request past the
+    person's hourly number."""
     earlier = request_services.by_submission_key(form.key, current_user)
     if earlier is not None:
         return earlier
+    too_many = request_services.submission_blocker(current_user)
+    if too_many is not None:
+        raise too_many
     try:
         req = submit()
         db.session.commit()
@@ -72,9 +76,13 @@ def new():
     if form.validate_on_submit():
         if _step() == "review":
             return _form_page("asking/new.html", form, review=True)
-        req = _submit_once(
-            form, lambda: request_services.submit_create(form.to_data(), current_user, form.key)
-        )
+        try:
+            req = _submit_once(
+                form,
+                lambda: request_services.submit_create(form.to_data(), current_user, form.key),
+            )
+        except request_services.TooManySubmissions as exc:
+            return _form_page("asking/new.html", form, status=429, refusal=str(exc))
         return _sent(
             req,
             f"Your request for {req.product.name} ({req.product.licence_plate}) is with the "
@@ -201,6 +209,18 @@ def change(plate: str):
         req = _submit_once(
             form, lambda: request_services.submit_edit(product, data, current_user, form.key)
         )
+    except request_services.TooManySubmissions as exc:
+        # The change as it was checked, ready to be sent again later.
+        return render(
+            "asking/change.html",
+            block="form",
+            status=429,
+            form=form,
+            product=product,
+            changes=changes,
+            verdict=verdict,
+            refusal=str(exc),
+        )
     except request_services.RequestError as exc:
         db.session.rollback()
         return _refused(product, exc)
@@ -248,6 +268,10 @@ def delete(plate: str):
     except request_services.ConfirmationMismatch as exc:
         db.session.rollback()
         return render("asking/delete.html", status=422, form=form, product=product, error=str(exc))
+    except request_services.TooManySubmissions as exc:
+        return render(
+            "asking/delete.html", status=429, form=form, product=product, refusal=str(exc)
+        )
     except request_services.RequestError as exc:
         db.session.rollback()
         return _refused(product, exc)
@@ -279,6 +303,10 @@ def request_again(plate: str):
         req = _submit_once(
             form,
             lambda: request_services.submit_again(product, form.to_data(), current_user, form.key),
+        )
+    except request_services.TooManySubmissions as exc:
+        return _form_page(
+            "asking/new.html", form, status=429, product=product, last=last, refusal=str(exc)
         )
     except request_services.RequestError as exc:
         db.session.rollback()

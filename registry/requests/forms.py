@@ -6,6 +6,7 @@ form asks only for the licence plate, typed to confirm."""
 import re
 import uuid
 
+from flask import current_app
 from flask_wtf import FlaskForm
 from wtforms import Form, FormField, HiddenField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Email, Length, Optional, ValidationError
@@ -33,6 +34,22 @@ def no_control_characters(form, field):
 def no_control_characters_but_line_breaks(form, field):
     if field.data and DESCRIPTION_CONTROL_CHARACTERS.search(field.data):
         raise ValidationError(f"{field.label.text} cannot contain control characters.")
+
+
+def at_an_allowed_domain(form, field):
+    """With CONTACT_EMAIL_DOMAINS set, a contact's email is at one of them or a subdomain: the
+    registry emails its contacts, and only people of the organization may be them."""
+    domains = current_app.config["CONTACT_EMAIL_DOMAINS"]
+    if not domains or not field.data or field.errors or "@" not in field.data:
+        return
+    domain = field.data.rsplit("@", 1)[1]
+    if any(domain == allowed or domain.endswith("." + allowed) for allowed in domains):
+        return
+    listed = domains[0] if len(domains) == 1 else ", ".join(domains[:-1]) + " or " + domains[-1]
+    raise ValidationError(
+        f"Use an email address at {listed}: a product's contacts must be people of the "
+        "organization."
+    )
 
 
 def _strip(value):
@@ -69,6 +86,7 @@ class ContactForm(Form):
             DataRequired("Email is required."),
             Email("Enter a valid email address, like jane.doe@gov.bc.ca."),
             Length(max=254, message="Email must be 254 characters or fewer."),
+            at_an_allowed_domain,
         ],
     )
 

@@ -120,7 +120,8 @@ class Request(db.Model):
         # A product's requests, and their ids newest first from the index alone: a search that
         # finds thousands of products pages their requests without reading the table.
         Index("ix_requests_product_id_id", "product_id", "id"),
-        # Separation of duties: what a super admin asked for lately.
+        # Separation of duties (what a super admin asked for lately), and what one person sent
+        # within the last hour (REQUEST_SUBMISSIONS_PER_HOUR).
         Index("ix_requests_requested_by_id_created_at", "requested_by_id", "created_at"),
     )
 
@@ -219,6 +220,16 @@ class RequestEvent(db.Model):
     """One row per transition: the timeline and the history are read from here."""
 
     __tablename__ = "request_events"
+    # The comments one person wrote within the last hour (REQUEST_SUBMISSIONS_PER_HOUR).
+    __table_args__ = (
+        Index(
+            "ix_request_events_comments_by_actor",
+            "actor_id",
+            "created_at",
+            postgresql_where=text("kind = 'comment'"),
+            sqlite_where=text("kind = 'comment'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"), index=True)

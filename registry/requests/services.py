@@ -1,10 +1,11 @@
 """What people do with requests: ask for a product, a change, a deletion, or a product again;
 decide; cancel. All moves go through ``lifecycle``."""
 
+import math
 from datetime import timedelta
 
 from flask import current_app, g, has_request_context
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, union_all
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -80,6 +81,49 @@ class WrongState(RequestError):
 class ConfirmationMismatch(RequestError):
     def __init__(self, plate: str):
         super().__init__(f"Type the licence plate {plate} exactly to confirm the deletion.")
+
+
+class TooManySubmissions(RequestError):
+    """A product team member sent as many requests and comments within the hour as one person
+    may (REQUEST_SUBMISSIONS_PER_HOUR): each may email addresses they typed."""
+
+    def __init__(self, allowed: int, minutes: int):
+        self.minutes = minutes
+        super().__init__(
+            f"You have sent {allowed} requests and comments within the last hour, as many as"
+            f" one person may. Nothing was sent: try again in {minutes}"
+            f" minute{'s' if minutes != 1 else ''}. What you wrote is kept here."
+        )
+
+
+SUBMISSION_WINDOW = timedelta(hours=1)
+
+
+def submission_blocker(person) -> TooManySubmissions | None:
+    """Why ``person`` may not send another request or comment now (they sent
+    ``REQUEST_SUBMISSIONS_PER_HOUR`` within the last hour), or None if they may. Counted from
+    the requests and comments themselves, so every process and pod agrees. Super admins are
+    not held up: they answer many requests an hour, and their role is given by few."""
+    allowed = current_app.config["REQUEST_SUBMISSIONS_PER_HOUR"]
+    if not allowed or person.is_super_admin:
+        return None
+    since = utcnow() - SUBMISSION_WINDOW
+    sent = union_all(
+        select(Request.created_at.label("at")).where(
+            Request.requested_by_id == person.id, Request.created_at > since
+        ),
+        select(RequestEvent.created_at.label("at")).where(
+            RequestEvent.actor_id == person.id,
+            RequestEvent.kind == "comment",
+            RequestEvent.created_at > since,
+        ),
+    ).subquery()
+    newest = db.session.scalars(select(sent.c.at).order_by(sent.c.at.desc()).limit(allowed)).all()
+    if len(newest) < allowed:
+        return None
+    # Another may be sent once the oldest of the newest ``allowed`` is an hour old.
+    wait = newest[-1] + SUBMISSION_WINDOW - utcnow()
+    return TooManySubmissions(allowed, max(1, math.ceil(wait.total_seconds() / 60)))
 
 
 def by_submission_key(key: str | None, requester) -> Request | None:
@@ -476,4 +520,7 @@ def add_comment(request: Request, author, text: str) -> RequestEvent:
         raise CommentInvalid(
             f"A comment is at most {COMMENT_MAX:,} characters; this one has {len(text):,}."
         )
+    too_many = submission_blocker(author)
+    if too_many is not None:
+        raise too_many
     return note(request, "comment", text, author)

@@ -58,9 +58,9 @@ def comment(request_id: int):
     except services.NotAllowed as exc:
         db.session.rollback()
         abort(403, str(exc))
-    except (services.CommentInvalid, services.CommentClosed) as exc:
+    except (services.CommentInvalid, services.CommentClosed, services.TooManySubmissions) as exc:
         db.session.rollback()
-        status = 409 if isinstance(exc, services.CommentClosed) else 422
+        status = {services.CommentClosed: 409, services.TooManySubmissions: 429}.get(type(exc), 422)
         may_comment = not isinstance(exc, services.CommentClosed)
         context = {"comment_error": str(exc), "comment_text": text, "may_comment": may_comment}
         if is_htmx():
