@@ -1,7 +1,7 @@
 """Imports every model so that metadata is complete wherever the app is built."""
 
 from .audit.models import AuditEvent  # noqa: F401
-from .auth.models import User  # noqa: F401
+from .auth.models import ProviderSession, User  # noqa: F401
 from .notifications.models import OutboxEmail  # noqa: F401
 from .operations.models import StuckReminder  # noqa: F401
 from .products.models import Product, ProductContact, ProductNamespace  # noqa: F401
