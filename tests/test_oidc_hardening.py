@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from registry import security
 from registry.audit.models import AuditEvent
-from registry.auth import oidc
+from registry.auth import oidc, provider_sessions
 from registry.auth.models import ProviderSession, Role, User
 from registry.extensions import db
 
@@ -415,7 +415,8 @@ def test_a_grant_revoked_at_the_provider_ends_the_session(mock_app, client, oidc
     assert response.status_code == 302 and response.headers["Location"].startswith("/login")
     assert "has ended. Sign in again." in client.get("/login").get_data(as_text=True)
     [ended] = events("session_ended")
-    assert (ended.target, ended.detail) == (
+    assert (ended.actor, ended.target, ended.detail) == (
+        "identity provider",
         TOM["email"],
         "the identity provider refused to refresh the session",
     )
@@ -488,6 +489,42 @@ def test_one_request_of_a_session_asks_the_provider_at_a_time(scripted_app, scri
     assert events("session_ended") == []
 
 
+def test_requests_that_find_a_check_due_at_once_ask_the_provider_once(
+    scripted_app, scripted, app, monkeypatch
+):
+    first = app.test_client()
+    sign_in(first, scripted)
+    second = app.test_client()
+    second.set_cookie("session", first.get_cookie("session").value, domain="localhost")
+    age_checks()
+    # Both requests read the session's row before either goes on: the race a page's polling
+    # and a click make every day.
+    both_read = threading.Barrier(2, timeout=10)
+    read = provider_sessions._current
+
+    def read_then_wait():
+        row = read()
+        both_read.wait()
+        return row
+
+    monkeypatch.setattr(provider_sessions, "_current", read_then_wait)
+    answers = {}
+    threads = [
+        threading.Thread(target=lambda c=c, n=n: answers.update({n: c.get("/products")}))
+        for n, c in (("first", first), ("second", second))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(15)
+
+    assert [answers[n].status_code for n in ("first", "second")] == [200, 200]
+    assert scripted.hits["/token"] == 2  # one refresh (refresh tokens are single-use there)
+    assert events("session_ended") == []
+    monkeypatch.undo()
+    assert signed_in(first) and signed_in(second)
+
+
 def test_a_refreshed_id_token_for_another_subject_ends_the_session(scripted_app, scripted, client):
     sign_in(client, scripted)
     scripted.id_token_on_refresh = True
@@ -558,10 +595,25 @@ def test_a_logout_token_for_a_subject_ends_all_their_sessions(scripted_app, scri
     assert not signed_in(laptop) and not signed_in(phone)
     assert [r.subject for r in rows()] == [SUE["sub"]]
     [ended] = events("session_ended")
-    assert (ended.target, ended.detail) == (
+    assert (ended.actor, ended.actor_id, ended.target, ended.detail) == (
+        "identity provider",
+        None,
         TOM["email"],
         "back-channel logout from the identity provider (every session)",
     )
+
+
+def test_a_logout_token_for_a_subject_ends_their_password_sessions_too(scripted_app, scripted, app):
+    # An account made before single sign-on, with a password, linked by its verified email.
+    builders.make_user(email=TOM["email"])
+    sso, password = app.test_client(), app.test_client()
+    sign_in(sso, scripted)
+    builders.login(password, db.session.scalar(select(User).where(User.email == TOM["email"])))
+    assert signed_in(password)
+
+    token = scripted.logout_token(sub=TOM["sub"])
+    assert app.test_client().post(BACKCHANNEL, data={"logout_token": token}).status_code == 200
+    assert not signed_in(sso) and not signed_in(password)
 
 
 def _logout_tokens(provider: ScriptedProvider, sid: str) -> dict:

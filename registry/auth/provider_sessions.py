@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 HANDLE = "sso"  # the session key of the random handle
 # Where sessions signed in before kept the ID token, in the cookie.
 LEGACY_ID_TOKEN = "id_token"  # noqa: S105 - a session key, not a secret
+PROVIDER = "identity provider"  # who ends a session, in the audit log
 ENDED = "Your sign-in through the identity provider has ended. Sign in again."
 # Requests that ask nothing of a session: files, and the provider's own back-channel call.
 NOT_CHECKED = {"static", "auth.oidc_backchannel_logout"}
@@ -113,13 +114,11 @@ def end_all(user: User) -> str | None:
 def check() -> None:
     """Before each request: a single sign-on session whose row is gone is signed out; one whose
     provider was last asked more than OIDC_RECHECK_SECONDS ago has it asked now."""
+    # A session signed in before the tokens moved to the server carries its ID token in the
+    # cookie and no handle: it has no row, so it is signed out below.
     if HANDLE not in session and LEGACY_ID_TOKEN not in session:
         return  # anonymous, or signed in with a password: nothing to look up
     if request.endpoint in NOT_CHECKED or not current_user.is_authenticated:
-        return
-    if LEGACY_ID_TOKEN in session:
-        # Signed in before the tokens moved to the server: the cookie carries an ID token.
-        security.end_session(ENDED)
         return
     row = _current()
     if row is None or row.user_id != current_user.id:
@@ -150,7 +149,7 @@ def _recheck(row: ProviderSession) -> None:
     except LostGrant as exc:
         db.session.rollback()
         db.session.execute(delete(ProviderSession).where(ProviderSession.id == row.id))
-        audit.record("session_ended", actor=user, target=user.email, detail=str(exc))
+        audit.record("session_ended", actor_label=PROVIDER, target=user.email, detail=str(exc))
         db.session.commit()
         security.end_session(ENDED)
         return
@@ -261,7 +260,7 @@ def backchannel_logout(logout_token) -> int:
         user = db.session.get(User, user_id)
         audit.record(
             "session_ended",
-            actor=user,
+            actor_label=PROVIDER,
             target=user.email,
             detail="back-channel logout from the identity provider"
             + (" (one session)" if sid else " (every session)"),
