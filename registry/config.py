@@ -121,6 +121,17 @@ class Defaults:
     OIDC_SUPPORT_ROLES: list = ["registry-support"]  # noqa: RUF012
     # The button reads "Sign in with <name>".
     OIDC_PROVIDER_NAME = "your organization's account"
+    # During a session the registry asks the provider again (refresh grant, userinfo) when the
+    # last time is older than this: a role taken away or an account turned off there takes
+    # effect here within this many seconds, without a round trip on every request.
+    OIDC_RECHECK_SECONDS = 300
+    # The only algorithms an ID token or logout token may be signed with, whatever the
+    # provider's discovery document lists: asymmetric ones (never "none", never a shared secret).
+    OIDC_ID_TOKEN_ALGORITHMS: list = [  # noqa: RUF012
+        "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"
+    ]  # fmt: skip
+    # How long to wait for the provider on any call (discovery, keys, tokens, userinfo).
+    OIDC_TIMEOUT_SECONDS = 10
     # Local passwords: None means on in development and off in production.
     PASSWORD_LOGIN = None
     # Sign-in guessing: refused attempts counted per account and per client address (only
@@ -207,7 +218,7 @@ def load(app, test_config=None) -> None:
         )
     if app.config["OIDC_DISCOVERY_URL"] and not app.config["OIDC_CLIENT_ID"]:
         raise RuntimeError("REGISTRY_OIDC_CLIENT_ID is required with REGISTRY_OIDC_DISCOVERY_URL.")
-    for key in ("OIDC_SUPER_ADMIN_ROLES", "OIDC_SUPPORT_ROLES"):
+    for key in ("OIDC_SUPER_ADMIN_ROLES", "OIDC_SUPPORT_ROLES", "OIDC_ID_TOKEN_ALGORITHMS"):
         if isinstance(app.config[key], str):
             app.config[key] = [v.strip() for v in app.config[key].split(",") if v.strip()]
     for key in ("LOGIN_LIMIT_PER_ACCOUNT", "LOGIN_LIMIT_PER_ADDRESS"):
@@ -222,6 +233,12 @@ def load(app, test_config=None) -> None:
             f" it is {per_hour!r}."
         )
     app.config["CONTACT_EMAIL_DOMAINS"] = email_domains(app.config["CONTACT_EMAIL_DOMAINS"])
+    weak = [a for a in app.config["OIDC_ID_TOKEN_ALGORITHMS"] if a == "none" or a[:2] == "HS"]
+    if weak:
+        raise RuntimeError(
+            f"REGISTRY_OIDC_ID_TOKEN_ALGORITHMS may not hold {', '.join(weak)}: a token must be "
+            "signed with the provider's private key."
+        )
 
 
 # "20 per minute", "20/minute", "100 per 5 minutes": the notation of the sign-in limits.

@@ -1,7 +1,7 @@
 """Imports every model so that metadata is complete wherever the app is built."""
 
 from .audit.models import AuditEvent  # noqa: F401
-from .auth.models import RateLimit, RateLimitHit, ServiceAccount, User  # noqa: F401
+from .auth.models import ProviderSession, RateLimit, RateLimitHit, ServiceAccount, User  # noqa: F401
 from .operations.models import StuckReminder  # noqa: F401
 from .outbox.models import OutboxEmail, OutboxMessage  # noqa: F401
 from .products.models import (  # noqa: F401

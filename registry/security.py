@@ -68,12 +68,12 @@ def _session_lifetime():
     signed_in_at = session.get("signed_in_at", 0)
     seen_at = session.get("seen_at", 0)
     if now - signed_in_at > config["SESSION_MAX_HOURS"] * 3600:
-        _end(
+        end_session(
             "Your session ended: it was more than "
             f"{config['SESSION_MAX_HOURS']} hours old. Sign in again."
         )
     elif now - seen_at > config["SESSION_IDLE_MINUTES"] * 60:
-        _end(
+        end_session(
             f"You were signed out after {config['SESSION_IDLE_MINUTES']} minutes without "
             "activity. Sign in again."
         )
@@ -81,7 +81,8 @@ def _session_lifetime():
         session["seen_at"] = now
 
 
-def _end(message: str) -> None:
+def end_session(message: str) -> None:
+    """Sign this browser out now, with ``message`` on the sign-in page it is sent to."""
     logout_user()
     session.clear()
     flash(message, "info")

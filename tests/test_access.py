@@ -163,6 +163,8 @@ class Route:
     form: object = None  # World -> the POST body a browser would send, without the CSRF token
     query: dict = field(default_factory=dict)
     changes: dict = field(default_factory=dict)  # persona -> what a successful call changes
+    # False for the one POST a browser never sends: the provider's back-channel call.
+    csrf: bool = True
 
     @property
     def actor(self) -> str:
@@ -202,6 +204,9 @@ ROUTES = [
     # runs them against a real provider).
     Route("auth.oidc_start", "GET", matrix(404, anonymous=404)),
     Route("auth.oidc_callback", "GET", matrix(404, anonymous=404)),
+    # The provider's server-to-server call, with a signed logout token instead of a session
+    # and a CSRF token (tests/test_oidc_hardening.py runs it against a provider).
+    Route("auth.oidc_backchannel_logout", "POST", matrix(404, anonymous=404), csrf=False),
     Route(
         "auth.logout",
         "POST",
@@ -437,7 +442,7 @@ def test_my_products_lists_only_products_one_created_or_is_a_contact_of(
     [
         pytest.param(route, persona, id=f"{route.endpoint}-{persona}")
         for route in ROUTES
-        if route.method == "POST"
+        if route.method == "POST" and route.csrf
         for persona in dict.fromkeys(("anonymous", route.actor))
     ],
 )

@@ -117,12 +117,25 @@ def test_a_deactivated_account_cannot_sign_in_through_the_provider(oidc_app, cli
 
 
 def test_a_forged_state_or_code_signs_nobody_in(oidc_app, client):
-    client.get("/login/oidc")
+    start = client.get("/login/oidc")
+    state = urllib.parse.parse_qs(urllib.parse.urlsplit(start.headers["Location"]).query)["state"]
+
+    # A state this browser never got is no sign-in it started: refused, and nothing recorded
+    # (anyone can send this address anything).
     response = client.get("/login/oidc/callback?code=made-up&state=made-up")
     assert response.status_code == 302 and response.headers["Location"] == "/login"
     assert client.get("/products").status_code == 302
-    failed = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "sign_in_failed"))
-    assert failed is not None
+    failed = select(AuditEvent).where(AuditEvent.action == "sign_in_failed")
+    assert db.session.scalar(failed) is None
+
+    # Its own state with a made-up code: the provider refuses the code, and that is recorded.
+    response = client.get(f"/login/oidc/callback?code=made-up&state={state[0]}")
+    assert response.status_code == 302 and response.headers["Location"] == "/login"
+    assert client.get("/products").status_code == 302
+    assert db.session.scalar(failed).detail == (
+        "the identity provider answered invalid_grant at the token endpoint"
+    )
+    assert "Sign-in did not work" in client.get("/login").get_data(as_text=True)
 
 
 def test_signing_out_ends_the_providers_session_too(oidc_app, client, oidc_provider):

@@ -12,6 +12,7 @@ ACTIONS = {
     "sign_in": "Signed in",
     "sign_in_failed": "Sign-in refused",
     "sign_out": "Signed out",
+    "session_ended": "Session ended by the identity provider",
     "user_created": "Account created",
     "role_changed": "Role changed",
     "email_changed": "Email changed",

@@ -2,7 +2,7 @@ from datetime import datetime
 
 from flask import current_app, has_app_context
 from flask_login import UserMixin
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, func
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -110,3 +110,33 @@ class RateLimitHit(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(ForeignKey("rate_limits.key", ondelete="CASCADE"))
     at: Mapped[datetime]
+
+
+class ProviderSession(db.Model):
+    """What the identity provider gave one signed-in browser: its tokens, kept on the server.
+
+    The browser's session cookie holds only a random handle (its SHA-256 is kept here), so no
+    token travels in a cookie. The row is what lets the registry ask the provider again during
+    the session (refresh token, access token for userinfo), name the session at sign-out
+    (the ID token as ``id_token_hint``) and end it when the provider says so (``provider_sid``
+    from back-channel logout). No row, no single sign-on session.
+    """
+
+    __tablename__ = "provider_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    handle_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # The user's session version when the row was made: rows of an older one are dead sessions.
+    session_version: Mapped[int] = mapped_column()
+    subject: Mapped[str] = mapped_column(String(255))
+    provider_sid: Mapped[str | None] = mapped_column(String(255), index=True)
+    id_token: Mapped[str] = mapped_column(Text)
+    access_token: Mapped[str | None] = mapped_column(Text)
+    refresh_token: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    # When the provider was last asked about this session (or someone started asking).
+    checked_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<ProviderSession user={self.user_id} sid={self.provider_sid}>"

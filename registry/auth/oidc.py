@@ -1,7 +1,9 @@
 """Sign-in with the organization's identity provider over OpenID Connect (Authlib).
 
 Authorization code with PKCE (S256) and a nonce; Authlib reads the provider's discovery document
-and checks the ID token's signature (the provider's JWKS), issuer, audience, expiry and nonce.
+and its keys (JWKS). Its answer is checked in ``oidc_answer``, the ID token's signature,
+algorithm, issuer, audience, expiry and nonce in ``id_tokens``; the tokens are kept on the
+server (``provider_sessions``), which also asks the provider again during the session.
 The role comes from a claim (``OIDC_ROLES_CLAIM``) on every sign-in: the provider is the source
 of truth, and a change of role there ends the user's other sessions here.
 """
@@ -33,7 +35,12 @@ def init_app(app) -> None:
         server_metadata_url=app.config["OIDC_DISCOVERY_URL"],
         client_id=app.config["OIDC_CLIENT_ID"],
         client_secret=app.config["OIDC_CLIENT_SECRET"],
-        client_kwargs={"scope": app.config["OIDC_SCOPES"], "code_challenge_method": "S256"},
+        client_kwargs={
+            "scope": app.config["OIDC_SCOPES"],
+            "code_challenge_method": "S256",
+            # No call to the provider may hold a worker for ever.
+            "default_timeout": app.config["OIDC_TIMEOUT_SECONDS"],
+        },
     )
     app.extensions["registry_oidc"] = oauth
 

@@ -1,15 +1,27 @@
 from urllib.parse import urlsplit
 
-from authlib.integrations.base_client import OAuthError
-from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
+import requests
+from flask import (
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user, login_required, logout_user
 
 from .. import security
 from ..audit import services as audit
-from ..extensions import db, login_manager
-from . import bp, guessing, oidc, services
+from ..extensions import csrf, db, login_manager
+from . import bp, guessing, id_tokens, oidc, oidc_answer, provider_sessions, services
 from .forms import LoginForm
 from .models import User
+
+bp.before_app_request(provider_sessions.check)
 
 
 @login_manager.user_loader
@@ -104,7 +116,13 @@ def oidc_start():
     if not oidc.enabled():
         abort(404)
     session["next"] = _safe_next(request.args.get("next"))
-    return oidc.client().authorize_redirect(oidc.redirect_uri())
+    try:
+        return oidc.client().authorize_redirect(oidc.redirect_uri())
+    except oidc_answer.PROVIDER_ERRORS as exc:
+        # Its discovery document could not be read: nothing was tried, nothing to record.
+        current_app.logger.warning("The identity provider cannot be reached: %r", exc)
+        flash(oidc_answer.UNREACHABLE, "error")
+        return redirect(url_for("auth.login"))
 
 
 @bp.get("/login/oidc/callback")
@@ -112,29 +130,61 @@ def oidc_callback():
     if not oidc.enabled():
         abort(404)
     try:
-        token = oidc.client().authorize_access_token()
-        claims = oidc.claims_of(token)
-        user = oidc.user_for(claims)
-    except (OAuthError, oidc.SignInRefused) as exc:
+        answer = oidc_answer.finish()
+        user = oidc.user_for(answer.claims)
+    except oidc_answer.NotStartedHere as exc:
+        # Anyone can send this address anything: only an answer to a sign-in this browser
+        # started is a sign-in attempt worth recording.
+        flash(exc.message, "error")
+        return redirect(url_for("auth.login"))
+    except (oidc_answer.SignInFailed, oidc.SignInRefused) as exc:
         db.session.rollback()
-        reason = exc.description if isinstance(exc, OAuthError) else str(exc)
-        audit.record("sign_in_failed", actor_label="single sign-on", detail=str(reason)[:500])
+        if isinstance(exc, oidc_answer.SignInFailed):
+            message, reason = exc.message, exc.reason
+        else:
+            message, reason = f"Sign-in did not work: {exc}", str(exc)
+        audit.record("sign_in_failed", actor_label="single sign-on", detail=reason[:500])
         db.session.commit()
-        flash(f"Sign-in did not work: {reason}", "error")
+        flash(message, "error")
         return redirect(url_for("auth.login"))
     target = session.get("next")
     security.start_session(user)
-    session["id_token"] = token.get("id_token")
+    provider_sessions.start(user, answer)
     audit.record("sign_in", actor=user, detail="single sign-on")
     db.session.commit()
     return redirect(_safe_next(target), 303)
+
+
+@bp.post("/login/oidc/backchannel-logout")
+@csrf.exempt  # the identity provider calls it, server to server, with a signed logout token
+def oidc_backchannel_logout():
+    """OpenID Connect Back-Channel Logout 1.0: the provider says a person's session (``sid``)
+    or every session of theirs (``sub``) has ended there; they end here too."""
+    if not oidc.enabled():
+        abort(404)
+    try:
+        provider_sessions.backchannel_logout(request.form.get("logout_token"))
+    except id_tokens.TokenRefused as exc:
+        db.session.rollback()
+        return jsonify(
+            error="invalid_request", error_description=f"The logout token was refused: {exc}."
+        ), 400
+    except requests.RequestException as exc:
+        db.session.rollback()
+        current_app.logger.warning("A logout token could not be checked: %r", exc)
+        return jsonify(
+            error="temporarily_unavailable",
+            error_description="The identity provider's keys could not be read.",
+        ), 503
+    db.session.commit()
+    return "", 200
 
 
 @bp.post("/logout")
 @login_required
 def logout():
     user = db.session.get(User, current_user.id)
-    id_token = session.get("id_token")
+    id_token = provider_sessions.end_all(user)
     # Every session of this user ends, here and on any other device or stolen copy.
     user.end_sessions()
     audit.record("sign_out", actor=user)
@@ -142,7 +192,11 @@ def logout():
     logout_user()
     session.clear()
     if id_token and oidc.enabled():
-        provider_logout = oidc.end_session_url(id_token)
+        try:
+            provider_logout = oidc.end_session_url(id_token)
+        except oidc_answer.PROVIDER_ERRORS as exc:
+            current_app.logger.warning("The identity provider cannot be reached: %r", exc)
+            provider_logout = None
         if provider_logout:
             return redirect(provider_logout, 303)
     flash("You are signed out.", "info")
