@@ -1,23 +1,80 @@
-"""Input the database cannot store is refused at the door, with a clear 400: never a 500.
+"""Input the registry cannot use is refused at the door, with a clear 4xx: never a 500.
 
 PostgreSQL text cannot hold NUL, and no UTF-8 can hold a lone surrogate (JSON's ``"\\ud800"``).
 Every path, query parameter and form field of every request is checked here, once, before any
 view runs; JSON bodies are read through :func:`json_body`, which also refuses nesting deeper
 than any contract needs. Bodies larger than ``MAX_CONTENT_LENGTH`` get 413 from Flask itself.
+
+Integers are bounded the same way everywhere: ids in the path by the ``id`` converter (past
+the range the route is not there: 404), numbers in a query or a form by :func:`whole_number`.
+An id column is PostgreSQL's ``integer``; a larger number would be an error of the database.
 """
 
 import json
 import re
 
 from flask import abort, current_app, request
+from werkzeug.routing import IntegerConverter
 
 # NUL, and the surrogate code points, which only a malformed escape can produce.
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 MAX_JSON_DEPTH = 32
+# The largest id (PostgreSQL's integer; SQLite's is larger) and the largest page number.
+MAX_ID = 2**31 - 1
 
 
 def storable(value: str) -> bool:
     return UNSTORABLE.search(value) is None
+
+
+class IdConverter(IntegerConverter):
+    """``<id:name>``: a row's id, 1 to :data:`MAX_ID`; any other number is no route: 404.
+    Registered by ``create_app`` before the routes; every integer in a path is one.
+
+    At most ten digits are matched: a longer run of digits is never turned into an int."""
+
+    regex = r"\d{1,10}"
+
+    def __init__(self, map) -> None:
+        super().__init__(map, min=1, max=MAX_ID)
+
+
+class NotAWholeNumber(ValueError):
+    """A number from a query or a form that is not one, or not in its range; says which."""
+
+
+DIGITS = re.compile(r"[0-9]{1,10}")
+
+
+def whole_number(value, name: str, default: int | None = None, low: int = 1, high: int = MAX_ID):
+    """``value`` (text from a query or a form) as an int from ``low`` to ``high``; ``default``
+    when it is absent or blank. Anything else is :class:`NotAWholeNumber`, whose message names
+    ``name`` and the range."""
+    text = (value or "").strip()
+    if not text:
+        return default
+    number = int(text) if DIGITS.fullmatch(text) else None
+    if number is None or not low <= number <= high:
+        raise NotAWholeNumber(f"{name} must be a whole number from {low:,} to {high:,}.")
+    return number
+
+
+def int_arg(name: str, default: int | None = None, low: int = 1, high: int = MAX_ID):
+    """The query parameter ``name`` as a bounded int (:func:`whole_number`); 400 otherwise."""
+    try:
+        return whole_number(request.args.get(name), name, default, low, high)
+    except NotAWholeNumber as exc:
+        abort(400, str(exc))
+
+
+def int_args(name: str, low: int = 1, high: int = MAX_ID) -> list[int]:
+    """Every value of the query parameter ``name`` (``ids=1&ids=2`` or ``ids=1,2``) as bounded
+    ints; 400 if one is not."""
+    parts = [p for value in request.args.getlist(name) for p in value.split(",") if p.strip()]
+    try:
+        return [whole_number(part, name, None, low, high) for part in parts]
+    except NotAWholeNumber as exc:
+        abort(400, str(exc))
 
 
 def validates_its_form(view):

@@ -8,6 +8,7 @@ import json
 
 import pytest
 from sqlalchemy import select
+from werkzeug.routing.converters import NumberConverter
 
 from registry import contract
 from registry.extensions import db
@@ -187,3 +188,60 @@ def test_a_surrogate_report_and_a_valid_one_in_one_burst(
     [letter] = eventually(letters, timeout=5)
     assert "lone surrogate" in letter.reason
     assert letter.delivered == 1  # set aside at once, not after retries
+
+
+# --- integers: one bound for every id in a path and every number in a query or a form ---------
+
+
+def test_every_integer_in_a_path_is_a_bounded_id(app):
+    """Werkzeug's ``int`` takes any number of digits; an id past PostgreSQL's integer was a 500."""
+    integers = {
+        (rule.rule, name): type(converter).__name__
+        for rule in app.url_map.iter_rules()
+        for name, converter in rule._converters.items()
+        if isinstance(converter, NumberConverter)
+    }
+    assert len(integers) >= 10
+    assert set(integers.values()) == {"IdConverter"}
+
+
+@pytest.mark.parametrize("text", ["0", "2147483648", "9223372036854775808", "9" * 5000])
+def test_an_id_out_of_range_is_no_route(client, world, text):
+    builders.login(client, world["admin"])
+    for url in (f"/requests/{text}", f"/admin/requests/{text}/whole", f"/dev/mailbox/{text}"):
+        assert client.get(url).status_code == 404, url
+    for url in (f"/admin/requests/{text}/decision", f"/admin/service-accounts/{text}/revoke"):
+        assert builders.post(client, url, {"decision": "approve"}).status_code == 404, url
+    # The largest id there is is a route: one with nothing at it.
+    assert client.get("/requests/2147483647").status_code == 404
+    assert client.get(f"/requests/{world['request_id']}").status_code == 200
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "2147483648", "9223372036854775807", "x", "²"])
+def test_a_page_out_of_range_is_a_400_that_says_the_range(client, world, text):
+    builders.login(client, world["admin"])
+    for path in ("/admin/queue", "/history", "/audit", "/admin/mail", "/admin/dead-letters",
+                 "/products", f"/products/{world['plate']}", "/dev/mailbox"):  # fmt: skip
+        response = client.get(path, query_string={"page": text})
+        assert response.status_code == 400, path
+        assert "page must be a whole number from 1 to 2,147,483,647" in response.get_data(
+            as_text=True
+        )
+    assert client.get("/history?page=2147483647").status_code == 200  # past the last: empty
+    assert client.get("/history?page=").status_code == 200  # not given: the first
+
+
+def test_the_queues_poll_refuses_ids_out_of_range(client, world):
+    builders.login(client, world["admin"])
+    poll = "/admin/queue/updates"
+    assert client.get(poll, query_string={"ids": "2147483648"}).status_code == 400
+    assert client.get(poll, query_string={"ids": "1,²"}).status_code == 400
+    assert client.get(poll, query_string={"count": "9" * 30}).status_code == 400
+    answer = client.get(poll, query_string={"ids": f"{world['request_id']},7", "count": "1"})
+    assert answer.status_code == 204  # nothing decided, the count as shown
+
+
+def test_the_audit_log_filters_to_the_last_day_there_is(client, world):
+    builders.login(client, world["admin"])
+    assert client.get("/audit?from=0001-01-01&to=9999-12-31").status_code == 200
+    assert client.get("/audit.csv?to=9999-12-31").status_code == 200

@@ -4,6 +4,7 @@ from ..audit.views import csv_response
 from ..auth.access import roles_required
 from ..auth.models import Role
 from ..htmx import render
+from ..pagination import page_number
 from ..reference import services as reference
 from ..requests import queries
 from ..requests.models import RequestStatus, RequestType
@@ -27,9 +28,7 @@ def _filters() -> queries.HistoryFilters:
 def all_requests():
     """Every request, newest first: support staff's view of what happened to any request."""
     filters = _filters()
-    page = queries.history(
-        filters, request.args.get("page", 1, type=int), current_app.config["PAGE_SIZE"]
-    )
+    page = queries.history(filters, page_number(), current_app.config["PAGE_SIZE"])
     clusters, ministries = reference.filter_choices()
     return render(
         "history/all_requests.html",

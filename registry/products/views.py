@@ -7,6 +7,7 @@ from ..auth.models import Role
 from ..extensions import db
 from ..htmx import is_htmx, redirect_to, render
 from ..inputs import validates_its_form
+from ..pagination import page_number
 from ..requests import queries as request_queries
 from ..requests import services as request_services
 from ..requests.models import RequestType
@@ -18,9 +19,7 @@ from .forms import CONTACT_EMAILS, CONTACT_GROUPS, ChangeForm, DeletionForm, Pro
 @bp.get("/products")
 @login_required
 def mine():
-    page = queries.for_user(
-        current_user, request.args.get("page", 1, type=int), current_app.config["PAGE_SIZE"]
-    )
+    page = queries.for_user(current_user, page_number(), current_app.config["PAGE_SIZE"])
     active = request_queries.active_for_products([p.id for p in page.items])
     return render_template("products/mine.html", page=page, products=page.items, active=active)
 
@@ -149,7 +148,7 @@ def detail(plate: str):
     if product is None:
         abort(404)
     requests = request_queries.for_products([product.id])[product.id]
-    history = request_queries.product_history(product.id, request.args.get("page", 1, type=int))
+    history = request_queries.product_history(product.id, page_number())
     return render_template(
         "products/detail.html",
         product=product,

@@ -15,6 +15,7 @@ from ..auth.access import roles_required
 from ..auth.models import Role
 from ..extensions import csrf, db
 from ..htmx import redirect_to
+from ..pagination import page_number
 from ..timeutil import utcnow
 from . import bp, services
 from .models import ServiceAccount
@@ -62,7 +63,7 @@ def provisioned_callback():
     return "", 204
 
 
-@bp.post("/admin/requests/<int:request_id>/resend")
+@bp.post("/admin/requests/<id:request_id>/resend")
 @roles_required(Role.SUPER_ADMIN)
 def resend(request_id: int):
     try:
@@ -83,9 +84,7 @@ def _letters_page(status: int = 200, **context):
     state = request.args.get("state", "open")
     if state not in services.LETTER_STATES:
         state = "open"
-    page = services.dead_letters(
-        request.args.get("page", 1, type=int), current_app.config["PAGE_SIZE"], state
-    )
+    page = services.dead_letters(page_number(), current_app.config["PAGE_SIZE"], state)
     body = render_template(
         "provisioning/dead_letters.html",
         page=page,
@@ -108,7 +107,7 @@ def _back_to_letters():
     return redirect_to(url_for("provisioning.dead_letters", state=request.args.get("state")))
 
 
-@bp.post("/admin/dead-letters/<int:letter_id>/replay")
+@bp.post("/admin/dead-letters/<id:letter_id>/replay")
 @roles_required(Role.SUPER_ADMIN)
 def replay_dead_letter(letter_id: int):
     """Apply a dead letter's report again, once its cause is fixed."""
@@ -129,7 +128,7 @@ def replay_dead_letter(letter_id: int):
     return _back_to_letters()
 
 
-@bp.post("/admin/dead-letters/<int:letter_id>/discard")
+@bp.post("/admin/dead-letters/<id:letter_id>/discard")
 @roles_required(Role.SUPER_ADMIN)
 def discard_dead_letter(letter_id: int):
     """Set a dead letter aside for good, with the reason why (required)."""
@@ -174,11 +173,15 @@ def create_service_account():
         "expires_in_days": request.form.get("expires_in_days", "").strip(),
     }
     try:
-        days = int(form["expires_in_days"] or services.DEFAULT_TOKEN_DAYS)
-    except ValueError:
-        return _service_accounts_page(
-            422, form=form, error="The number of days must be a whole number (0: never expires)."
+        days = inputs.whole_number(
+            form["expires_in_days"],
+            "The number of days (0: never expires)",
+            default=services.DEFAULT_TOKEN_DAYS,
+            low=0,
+            high=services.MAX_TOKEN_DAYS,
         )
+    except inputs.NotAWholeNumber as exc:
+        return _service_accounts_page(422, form=form, error=str(exc))
     try:
         account, token = services.create_service_account(form["name"], days, actor=current_user)
     except services.ServiceAccountError as exc:
@@ -191,7 +194,7 @@ def create_service_account():
     return response
 
 
-@bp.post("/admin/service-accounts/<int:account_id>/revoke")
+@bp.post("/admin/service-accounts/<id:account_id>/revoke")
 @roles_required(Role.SUPER_ADMIN)
 def revoke_service_account(account_id: int):
     account = db.get_or_404(ServiceAccount, account_id)
