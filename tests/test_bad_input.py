@@ -4,10 +4,11 @@ form, bodies too large or nested too deeply, and JSON with characters no table c
 Run on PostgreSQL (REGISTRY_TEST_DATABASE_URL) these are the inputs that used to give 500.
 """
 
+import io
 import json
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from werkzeug.routing.converters import NumberConverter
 
 from registry import contract
@@ -245,3 +246,26 @@ def test_the_audit_log_filters_to_the_last_day_there_is(client, world):
     builders.login(client, world["admin"])
     assert client.get("/audit?from=0001-01-01&to=9999-12-31").status_code == 200
     assert client.get("/audit.csv?to=9999-12-31").status_code == 200
+
+
+# --- files: no route takes one ------------------------------------------------------------------
+
+
+def test_a_file_in_a_form_is_a_400_that_stores_nothing(client, world):
+    builders.login(client, world["admin"])
+    pending = builders.form_data()
+    cases = [
+        ("/products/new", {**pending, "name": (io.BytesIO(b"Fish"), "name.txt")}),
+        ("/products/new/validate?field=name", {**pending, "name": (io.BytesIO(b"F"), "n.txt")}),
+        (f"/requests/{world['request_id']}/comments", {"body": (io.BytesIO(b"Hi"), "b.txt")}),
+        (f"/admin/requests/{world['request_id']}/decision", {
+            "decision": "approve", "attachment": (io.BytesIO(b"%PDF-1.7"), "a.pdf"),
+        }),
+    ]  # fmt: skip
+    for url, data in cases:
+        response = builders.post(client, url, data)
+        assert response.status_code == 400, url
+        assert "This form takes no files" in response.get_data(as_text=True)
+    db.session.rollback()
+    assert db.session.get(Request, world["request_id"]).status == "pending"
+    assert db.session.scalar(select(func.count()).select_from(Request)) == 1
