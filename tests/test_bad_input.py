@@ -1,5 +1,8 @@
 """Bad input is a 4xx, never a 5xx: every route walked with NUL in its path, its query and its
-form, bodies too large or nested too deeply, and JSON with characters no table can store.
+form, bodies too large or nested too deeply, and JSON with characters no table can store; and
+every route swept as anonymous, a product team member, support and a super admin with integers
+out of range in each id of its path and in each number of its query, a file in its form, and a
+NUL in each field of its form on each step.
 
 Run on PostgreSQL (REGISTRY_TEST_DATABASE_URL) these are the inputs that used to give 500.
 """
@@ -18,6 +21,8 @@ from registry.requests import services
 from registry.requests.models import Request
 
 from . import builders
+from . import test_access as access
+from .conftest import FreshContextClient
 from .support import eventually, run_async
 
 NUL = "a\x00b"
@@ -269,3 +274,159 @@ def test_a_file_in_a_form_is_a_400_that_stores_nothing(client, world):
     db.session.rollback()
     assert db.session.get(Request, world["request_id"]).status == "pending"
     assert db.session.scalar(select(func.count()).select_from(Request)) == 1
+
+
+# --- every route, as each kind of user: integers out of range, files, NUL in each field -------
+
+# Integers no id column or page can hold: 0 (ids start at 1), past PostgreSQL's integer (ids),
+# past its bigint (an offset), and more digits than Python turns into an int.
+OUT_OF_RANGE = ("0", "2147483648", "9223372036854775808", "9" * 5000)
+# The numbers a query carries: a list's page, the review queue poll's ids and count.
+INTEGER_QUERY = ("page", "count", "ids")
+# Beside a form's own fields, what the steps of a view that checks its own form add: a two-step
+# form's "review" and "back to the form", a change's confirmation.
+STEPS = ({}, {"step": "edit"}, {"step": "review", "confirmed": "yes"})
+SWEPT = ("anonymous", "contact", "support", "super_admin")
+
+
+def integer_parts(rule) -> list[str]:
+    """The parts of a route's path that are integers (an id)."""
+    return [
+        name
+        for name, converter in rule._converters.items()
+        if isinstance(converter, NumberConverter)
+    ]
+
+
+def with_nul(value) -> str:
+    """``value`` with a NUL after its first character: otherwise as valid as it was."""
+    value = str(value)
+    return value[:1] + "\x00" + value[1:]
+
+
+class Sweep:
+    """One persona's walk of every route; collects every answer that is a 5xx (an exception is
+    an answer too: a 500 stops nothing) and every one that is not what the rule says."""
+
+    def __init__(self, app, world, persona: str):
+        app.config["PROPAGATE_EXCEPTIONS"] = False
+        app.test_client_class = FreshContextClient
+        self.app, self.world, self.persona = app, world, persona
+        self.server_errors: dict = {}
+        self.unexpected: dict = {}
+        self.sent = 0
+        self.rows = {(r.endpoint, r.method): r for r in access.ROUTES}
+        self._sign_in()
+
+    def _sign_in(self) -> None:
+        self.client = self.app.test_client()
+        access.sign_in(self.client, self.world, self.persona)
+        self.token = builders.csrf_token(self.client)
+
+    def routes(self):
+        for rule in self.app.url_map.iter_rules():
+            if rule.endpoint == "static":
+                continue
+            for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+                yield rule, method, self.rows[(rule.endpoint, method)]
+
+    def url(self, rule, **replace) -> str:
+        """The route's URL for the world; an integer part named in ``replace`` holds that text."""
+        sentinels = {name: 7_654_321 + n for n, name in enumerate(replace)}
+        values = {name: self.world.url_values()[name] for name in rule.arguments}
+        url = self.app.url_map.bind("localhost").build(rule.endpoint, {**values, **sentinels})
+        for name, text in replace.items():
+            url = url.replace(f"/{sentinels[name]}", f"/{text}")
+        return url
+
+    def send(self, where, method: str, url: str, query=None, form=None, expect=None):
+        if method == "GET":
+            response = self.client.get(url, query_string=query)
+        elif method == "PUT" and form is not None:  # a form where JSON belongs
+            response = self.client.put(url, query_string=query, data=form)
+        elif method == "PUT":
+            response = self.client.put(
+                url, query_string=query, json={"prefix": self.world.plate, "clusterName": "x"}
+            )
+        else:
+            data = {**(form or {}), "csrf_token": self.token}
+            response = self.client.post(url, query_string=query, data=data)
+        self.sent += 1
+        key = (self.persona, *where)
+        if response.status_code >= 500:
+            self.server_errors[key] = response.status_code
+        elif expect is not None and response.status_code != expect:
+            self.unexpected[key] = response.status_code
+        if where[0] in ("auth.login", "auth.logout") and method == "POST":
+            self._sign_in()  # signed out, or in as someone else: back to this persona
+        return response
+
+    def form_of(self, row) -> dict:
+        return row.form(self.world) if row.form else {}
+
+
+@pytest.fixture(params=SWEPT)
+def sweep(request, app):
+    return Sweep(app, access.make_world(), request.param)
+
+
+def test_every_route_answers_numbers_and_dates_out_of_range_with_a_4xx(sweep):
+    for rule, method, row in sweep.routes():
+        form = sweep.form_of(row)
+        for text in OUT_OF_RANGE:
+            for part in integer_parts(rule):
+                # Out of range, the route is not there: 404, before anything else is asked.
+                where = (rule.endpoint, method, part, text[:20])
+                sweep.send(where, method, sweep.url(rule, **{part: text}), form=form, expect=404)
+            for name in INTEGER_QUERY:
+                where = (rule.endpoint, method, name, text[:20])
+                query = {**row.query, name: text}
+                sweep.send(where, method, sweep.url(rule), query, form=form)
+            for name in [k for k, v in form.items() if str(v).isdigit()]:  # a form's numbers
+                where = (rule.endpoint, method, name, text[:20])
+                sweep.send(where, method, sweep.url(rule), row.query, {**form, name: text})
+        # And dates at the ends of the calendar (the audit log's filters).
+        ends = {**row.query, "from": "0001-01-01", "to": "9999-12-31"}
+        sweep.send((rule.endpoint, method, "dates"), method, sweep.url(rule), ends)
+    assert sweep.sent > 500
+    assert sweep.server_errors == {}
+    assert sweep.unexpected == {}
+
+
+def test_every_form_refuses_a_file_with_a_400(sweep):
+    for rule, method, row in sweep.routes():
+        if method == "GET":
+            continue
+        form = sweep.form_of(row) or {"name": "x"}
+        as_files = {key: (io.BytesIO(str(value).encode()), "f.txt") for key, value in form.items()}
+        beside = {**form, "attachment": (io.BytesIO(b"%PDF-1.7"), "a.pdf")}
+        for shape, data in (("fields as files", as_files), ("a file beside", beside)):
+            where = (rule.endpoint, method, shape)
+            sweep.send(where, method, sweep.url(rule), form=data, expect=400)
+    assert sweep.sent > 30
+    assert sweep.server_errors == {}
+    assert sweep.unexpected == {}
+
+
+def test_a_nul_in_any_field_of_any_form_is_never_a_5xx(app, sweep):
+    for rule, method, row in sweep.routes():
+        if method != "POST":
+            continue
+        # A view that checks its own form answers with it (or whatever its rules say first);
+        # every other one is refused at the door.
+        own = getattr(app.view_functions[rule.endpoint], "validates_its_form", False)
+        expect = None if own else 400
+        form = sweep.form_of(row)
+        for step in STEPS if own else STEPS[:1]:
+            sent = {**form, **step}
+            for field, value in sent.items():
+                where = (rule.endpoint, method, field, tuple(step.items()))
+                nul = {**sent, field: with_nul(value)}
+                sweep.send(where, method, sweep.url(rule), row.query, nul, expect=expect)
+        for field in set(FIELDS) - set(form):
+            where = (rule.endpoint, method, field)
+            nul = {**form, field: NUL}
+            sweep.send(where, method, sweep.url(rule), row.query, nul, expect=expect)
+    assert sweep.sent > 200
+    assert sweep.server_errors == {}
+    assert sweep.unexpected == {}
