@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 ENV_PREFIX = "REGISTRY_"
+LOOPBACK = ["127.0.0.0/8", "::1/128"]
 
 
 class Defaults:
@@ -142,10 +143,12 @@ class Defaults:
     # Behind this many proxies that set X-Forwarded-For/-Proto (the OpenShift router: 1), the
     # client address and scheme are read from those headers; 0 trusts no header.
     TRUSTED_PROXIES = 0
-    # Prometheus' /metrics: open to a client presenting this bearer token, or to one whose
-    # address is in these networks (CIDR; after TRUSTED_PROXIES). Everyone else gets a 404.
+    # Prometheus' /metrics (and the reasons /readyz gives): open to a client presenting this
+    # bearer token, or to one whose address is in these networks (CIDR; after TRUSTED_PROXIES).
+    # Everyone else gets a 404. None: loopback in development, none in production (the token,
+    # or a list set on purpose).
     METRICS_TOKEN = None
-    METRICS_ALLOWED_NETWORKS: list = ["127.0.0.0/8", "::1/128"]  # noqa: RUF012
+    METRICS_ALLOWED_NETWORKS = None
     # `flask worker` and `flask provisioner` serve their own metrics on this port (None: off),
     # on this address, under the same rule.
     METRICS_PORT = None
@@ -198,6 +201,8 @@ def load(app, test_config=None) -> None:
         raise RuntimeError("The development mailbox cannot be enabled in production.")
 
     production = app.config["ENV"] == "production"
+    if app.config["METRICS_ALLOWED_NETWORKS"] is None:
+        app.config["METRICS_ALLOWED_NETWORKS"] = [] if production else list(LOOPBACK)
     if app.config["SESSION_COOKIE_SECURE"] is None:
         app.config["SESSION_COOKIE_SECURE"] = production or app.config["PUBLIC_URL"].startswith(
             "https://"

@@ -193,9 +193,9 @@ ROUTES = [
         matrix((301, "/static/favicon.svg"), anonymous=(301, "/static/favicon.svg")),
     ),
     Route("health.readyz", "GET", matrix(200, anonymous=200)),
-    # Prometheus' scrape: open to loopback by default (METRICS_ALLOWED_NETWORKS), and the test
-    # client is 127.0.0.1, so everyone here reads it, signed in or not; from any other address
-    # it needs METRICS_TOKEN (tests/test_metrics.py).
+    # Prometheus' scrape: open to loopback by default in development (METRICS_ALLOWED_NETWORKS),
+    # and the test client is 127.0.0.1, so everyone here reads it, signed in or not; from any
+    # other address it needs METRICS_TOKEN (tests/test_metrics.py). So does /readyz's why.
     Route("metrics.metrics", "GET", matrix(200, anonymous=200)),
     Route("auth.login", "GET", matrix((302, HOME), anonymous=200)),
     Route(
