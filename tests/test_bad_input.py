@@ -158,6 +158,38 @@ def test_a_body_over_the_limit_is_a_413_that_echoes_nothing(client, world, token
     assert len(response.get_data()) < 1000
 
 
+@pytest.mark.parametrize(
+    ("body", "status", "reason"),
+    [
+        ({"prefix": "a" * 900 * 1024, "clusterName": "silver"}, 400, "longer than 200"),
+        ({"prefix": "zzzzzz", "clusterName": "c" * 900 * 1024}, 400, "longer than 200"),
+        ({"prefix": "zqxjkv", "clusterName": "silver"}, 404, "unknown licence plate"),
+        ({"prefix": "PLATE", "clusterName": "mars-cluster"}, 404, "unknown licence plate"),
+        ({"prefix": ["zqxjkv"], "clusterName": "silver"}, 400, "must be a non-empty string"),
+    ],
+    ids=["900-KiB-prefix", "900-KiB-cluster", "unknown-plate", "unknown-both", "a-list"],
+)
+def test_the_callback_never_echoes_what_was_sent(client, world, token, body, status, reason):
+    response = put(client, token, json.dumps(body).encode())
+    assert response.status_code == status
+    error = response.get_json()["error"]
+    assert reason in error
+    assert len(response.get_data()) < 300
+    for value in body.values():
+        assert str(value)[:6] not in error
+
+
+def test_the_callback_names_the_request_it_refuses_not_the_cluster_sent(client, world, token):
+    body = {"prefix": world["plate"], "clusterName": "mars-cluster"}
+    response = put(client, token, json.dumps(body).encode())
+    assert response.status_code == 409
+    error = response.get_json()["error"]
+    assert error == (
+        f"request {world['request_id']} has no provisioning on the reported cluster"
+        " (status pending)"
+    )
+
+
 # --- the bridge: a report no table can store never holds up the good ones ---------------------
 
 

@@ -10,7 +10,7 @@ from flask import (
 )
 from flask_login import current_user
 
-from .. import inputs
+from .. import contract, inputs
 from ..auth.access import roles_required
 from ..auth.models import Role
 from ..extensions import csrf, db
@@ -23,8 +23,12 @@ from .models import ServiceAccount
 SERVICE_ACCOUNTS = "provisioning/service_accounts.html"
 
 
+# A reason is a sentence of ours, never the caller's input; cut to this anyway.
+REASON_MAX = 300
+
+
 def _problem(status: int, reason: str):
-    return jsonify({"error": reason}), status
+    return jsonify({"error": reason[:REASON_MAX]}), status
 
 
 @bp.put("/api/v1/provision/namespace")
@@ -42,17 +46,11 @@ def provisioned_callback():
         response.headers["WWW-Authenticate"] = 'Bearer realm="registry"'
         return response, 401
     try:
-        body = inputs.json_body()
-    except inputs.BadJSON as exc:
+        plate, cluster = contract.parse_callback(inputs.json_body())
+    except (inputs.BadJSON, contract.InvalidReport) as exc:
         return _problem(400, str(exc))
-    if not isinstance(body, dict):
-        return _problem(400, "the body must be a JSON object")
-    plate, cluster = body.get("prefix"), body.get("clusterName")
-    for key, value in (("prefix", plate), ("clusterName", cluster)):
-        if not isinstance(value, str) or not value.strip():
-            return _problem(400, f"missing field: {key}")
     try:
-        services.provisioned_by_callback(plate.strip(), cluster.strip())
+        services.provisioned_by_callback(plate, cluster)
     except services.NotAwaiting as exc:
         db.session.rollback()
         return _problem(409, str(exc))
