@@ -7,6 +7,7 @@ refusal), but not werkzeug's generic sentences, which are replaced by ours.
 
 import psycopg
 from flask import current_app, jsonify, render_template, request
+from markupsafe import escape
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session
@@ -226,7 +227,8 @@ def database_away(exc: Exception):
         return page, 503, headers
     except Exception:
         current_app.logger.exception("The unavailable page could not be drawn")
-        return BARE_503, 503, {**headers, "Content-Type": "text/html; charset=utf-8"}
+        page = BARE_503.format(**{k: escape(v) for k, v in words.items()})
+        return page, 503, {**headers, "Content-Type": "text/html; charset=utf-8"}
 
 
 def _unavailable_words(safe: bool, in_doubt: bool) -> dict:
@@ -249,9 +251,10 @@ def _unavailable_words(safe: bool, in_doubt: bool) -> dict:
     return {"code": 503, "heading": heading, "reason": reason, "advice": advice}
 
 
+# The fallback when even that page cannot be drawn.
 BARE_503 = """<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>Try again in a minute · Product Registry</title></head><body><main>
-<h1>The registry cannot reach its database just now</h1><p>Try again in a minute.</p>
+<title>{heading} · Product Registry</title></head><body><main>
+<h1>{heading}</h1><p>{reason}</p><p>{advice}</p>
 <p><a href="/">Back to the registry</a></p></main></body></html>"""
 
 

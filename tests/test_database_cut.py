@@ -202,3 +202,32 @@ def test_a_database_server_that_went_away_is_a_503_never_a_500(app, client, owne
     assert machine.is_json and NOTHING_SAVED in machine.get_json()["error"]
     # The page was asked twice (once more after the first refusal), then given up.
     assert caplog.text.count("asking once more") == 1
+
+
+def test_the_answer_says_nothing_was_saved_even_when_its_page_cannot_be_drawn(
+    app, client, owner, monkeypatch
+):
+    builders.login(client, owner)
+    token = builders.csrf_token(client)
+    cookie = client.get_cookie("session")
+    away = create_app(
+        {
+            **{key: app.config[key] for key in ("TESTING", "SECRET_KEY", "PUBLIC_URL")},
+            "SQLALCHEMY_DATABASE_URI": f"postgresql://registry@127.0.0.1:{free_port()}/registry",
+        }
+    )
+
+    def broken(name, *args, **kwargs):
+        raise RuntimeError(f"{name} cannot be read")
+
+    monkeypatch.setattr(away.jinja_env, "get_template", broken)
+    there = away.test_client()
+    there.set_cookie("session", cookie.value)
+    try:
+        change = there.post("/requests/1/cancel", data={"csrf_token": token})
+    finally:
+        with away.app_context():
+            db.engine.dispose()
+    assert change.status_code == 503
+    assert change.headers["Retry-After"] == "5"
+    assert NOTHING_SAVED in change.get_data(as_text=True)
