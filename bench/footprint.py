@@ -194,7 +194,7 @@ def main() -> None:
         env = {
             **os.environ,
             "REGISTRY_ENV": "production",
-            "REGISTRY_SECRET_KEY": "footprint-" + os.urandom(8).hex(),
+            "REGISTRY_SECRET_KEY": os.urandom(32).hex(),
             "REGISTRY_SQLALCHEMY_DATABASE_URI": url,
             "REGISTRY_NATS_URL": nats_url,
             # gunicorn's control socket goes under $HOME; the image sets HOME=/tmp too.

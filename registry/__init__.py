@@ -15,6 +15,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     """Build the application. No side effects: no migrations, no network, no threads."""
     app = Flask(__name__, instance_relative_config=True)
     config.load(app, test_config)
+    # Before any route is added: ids in paths are bounded (registry/inputs.py).
+    app.url_map.converters["id"] = inputs.IdConverter
 
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS, render_as_batch=True)

@@ -5,13 +5,16 @@ as JSON where they look like JSON (numbers, booleans, lists), else taken as text
 """
 
 import json
+import math
 import os
 import re
 import secrets
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
 ENV_PREFIX = "REGISTRY_"
+LOOPBACK = ["127.0.0.0/8", "::1/128"]
 
 
 class Defaults:
@@ -148,10 +151,12 @@ class Defaults:
     # Behind this many proxies that set X-Forwarded-For/-Proto (the OpenShift router: 1), the
     # client address and scheme are read from those headers; 0 trusts no header.
     TRUSTED_PROXIES = 0
-    # Prometheus' /metrics: open to a client presenting this bearer token, or to one whose
-    # address is in these networks (CIDR; after TRUSTED_PROXIES). Everyone else gets a 404.
+    # Prometheus' /metrics (and the reasons /readyz gives): open to a client presenting this
+    # bearer token, or to one whose address is in these networks (CIDR; after TRUSTED_PROXIES).
+    # Everyone else gets a 404. None: loopback in development, none in production (the token,
+    # or a list set on purpose).
     METRICS_TOKEN = None
-    METRICS_ALLOWED_NETWORKS: list = ["127.0.0.0/8", "::1/128"]  # noqa: RUF012
+    METRICS_ALLOWED_NETWORKS = None
     # `flask worker` serves its own metrics on this port (None: off),
     # on this address, under the same rule.
     METRICS_PORT = None
@@ -195,6 +200,12 @@ def load(app, test_config=None) -> None:
                 "or in instance/config.py."
             )
         app.config["SECRET_KEY"] = _development_secret_key(instance)
+    if app.config["ENV"] == "production" and (why := weak_secret_key(app.config["SECRET_KEY"])):
+        raise RuntimeError(
+            f"REGISTRY_SECRET_KEY is too weak for production: {why}. It signs every session "
+            "and form: make one of random characters, for example with "
+            '`python -c "import secrets; print(secrets.token_hex(32))"` or `openssl rand -hex 32`.'
+        )
 
     if app.config["DEV_MAILBOX"] is None:
         app.config["DEV_MAILBOX"] = (
@@ -204,6 +215,8 @@ def load(app, test_config=None) -> None:
         raise RuntimeError("The development mailbox cannot be enabled in production.")
 
     production = app.config["ENV"] == "production"
+    if app.config["METRICS_ALLOWED_NETWORKS"] is None:
+        app.config["METRICS_ALLOWED_NETWORKS"] = [] if production else list(LOOPBACK)
     if app.config["SESSION_COOKIE_SECURE"] is None:
         app.config["SESSION_COOKIE_SECURE"] = production or app.config["PUBLIC_URL"].startswith(
             "https://"
@@ -281,6 +294,33 @@ def email_domains(value) -> list[str]:
             )
         domains.append(domain)
     return domains
+
+
+# A production secret key: at least this many characters, and about as much randomness as
+# 16 random bytes written in hex (of 200,000 such keys, the lowest estimate was 91 bits).
+SECRET_KEY_MIN_LENGTH = 32
+SECRET_KEY_MIN_BITS = 80
+# Words of placeholders and examples, that a key of random characters does not hold.
+PLACEHOLDERS = ("changeme", "change-me", "change_me", "replace-me", "replace_me", "replaceme",
+                "secret", "example", "default", "password", "placeholder", "insecure")  # fmt: skip
+
+
+def weak_secret_key(key) -> str | None:
+    """Why ``key`` cannot sign a production registry's sessions, or None: too short, a
+    placeholder, a short run repeated, or too few different characters (its entropy estimated
+    from how often each character occurs)."""
+    text = key.decode("latin-1") if isinstance(key, bytes) else str(key)
+    if len(text) < SECRET_KEY_MIN_LENGTH:
+        return f"it has {len(text)} character(s), fewer than {SECRET_KEY_MIN_LENGTH}"
+    if any(word in text.lower() for word in PLACEHOLDERS):
+        return "it is a placeholder or an example, not a key"
+    if (text + text).find(text, 1) < len(text):
+        return "it is a shorter text repeated"
+    counts = Counter(text)
+    bits = -sum(n * math.log2(n / len(text)) for n in counts.values())
+    if bits < SECRET_KEY_MIN_BITS:
+        return "it repeats too few different characters to be random"
+    return None
 
 
 def normalise_database_url(url: str) -> str:

@@ -4,7 +4,7 @@ change a key here and a pipeline somewhere breaks."""
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from .inputs import BadJSON, parse_json
+from .inputs import DIGITS, MAX_ID, BadJSON, parse_json
 
 SUBJECT_PREFIX = "registry_project_provisioning_"
 STATUS_SUBJECT = "registry_project_provisioning_status"
@@ -103,26 +103,40 @@ def provisioning_message(
     }
 
 
-# Request ids are 32-bit integer columns; a larger "id" in a workflow names nothing of ours.
-MAX_REQUEST_ID = 2**31
-
-
 def parse_workflow(workflow: str) -> tuple[str, str, int] | None:
     """``<cluster>-<plate>-<requestId>`` as (cluster, plate, request id), or None when the name
-    is not one (ASCII digits only: ``str.isdigit`` also takes "²", which int() refuses; an id
-    that fits the requests table's integer column)."""
+    is not one: the id is ASCII digits only (``str.isdigit`` also takes "²", which int()
+    refuses), at most ten of them, and fits the requests table's integer column, as every id
+    in a path does (``inputs.MAX_ID``)."""
     parts = workflow.rsplit("-", 2)
-    if (
-        len(parts) != 3
-        or not (parts[2].isascii() and parts[2].isdigit())
-        or int(parts[2]) >= MAX_REQUEST_ID
-    ):
+    if len(parts) != 3 or not DIGITS.fullmatch(parts[2]) or int(parts[2]) > MAX_ID:
         return None
     return parts[0], parts[1], int(parts[2])
 
 
 class InvalidReport(ValueError):
-    """A status report that breaks the contract; the message says how."""
+    """A status report that breaks the contract; the message says how, in a sentence of its
+    own: it never repeats what was sent (a caller could make it as long as a body may be)."""
+
+
+# The longest text a field of a report or of the HTTP callback may hold; the free-text message
+# is cut at MESSAGE_MAX instead. A plate is 6 characters, a workflow some 30.
+FIELD_MAX = 200
+MESSAGE_MAX = 2000
+
+
+def _text_field(body: dict, key: str) -> str:
+    """``body[key]``: a non-empty string of at most FIELD_MAX characters, none a control one."""
+    if key not in body:
+        raise InvalidReport(f"missing field: {key}")
+    value = body[key]
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidReport(f"field {key} must be a non-empty string")
+    if len(value) > FIELD_MAX:
+        raise InvalidReport(f"field {key} is longer than {FIELD_MAX} characters")
+    if any(ord(ch) < 32 for ch in value):
+        raise InvalidReport(f"field {key} contains control characters")
+    return value
 
 
 @dataclass(frozen=True)
@@ -150,39 +164,42 @@ def parse_report(raw: bytes | str) -> StatusReport:
         raise InvalidReport(str(exc)) from exc
     if not isinstance(body, dict):
         raise InvalidReport("the report must be a JSON object")
-    for key in ("prefix", "clusterName", "workflow", "status"):
-        if key not in body:
-            raise InvalidReport(f"missing field: {key}")
-        if not isinstance(body[key], str) or not body[key].strip():
-            raise InvalidReport(f"field {key} must be a non-empty string")
-        if any(ord(ch) < 32 for ch in body[key]):
-            raise InvalidReport(f"field {key} contains control characters")
-    status = body["status"]
+    plate, cluster, workflow, status = (
+        _text_field(body, key) for key in ("prefix", "clusterName", "workflow", "status")
+    )
     if status not in STEPS and status != FAILED:
-        raise InvalidReport(f"unknown status {status!r}")
-    plate, cluster, workflow = body["prefix"], body["clusterName"], body["workflow"]
+        raise InvalidReport("unknown status: not a step of the contract, nor failed")
     parts = parse_workflow(workflow)
     if parts is None:
-        raise InvalidReport(f"workflow {workflow!r} is not <cluster>-<licencePlate>-<requestId>")
+        raise InvalidReport("the workflow is not <cluster>-<licencePlate>-<requestId>")
     if parts[0] != cluster or parts[1] != plate:
-        raise InvalidReport(
-            f"workflow {workflow!r} does not match prefix {plate!r} and cluster {cluster!r}"
-        )
+        raise InvalidReport("the workflow does not match the prefix and the clusterName")
     message = body.get("message") or ""
     if not isinstance(message, str):
         raise InvalidReport("field message must be a string")
     occurred_at = None
     if body.get("occurred_at"):
         try:
-            occurred_at = datetime.fromisoformat(str(body["occurred_at"]).replace("Z", "+00:00"))
+            when = body["occurred_at"]
+            if not isinstance(when, str) or len(when) > FIELD_MAX:
+                raise ValueError(when)
+            occurred_at = datetime.fromisoformat(when.replace("Z", "+00:00"))
             if occurred_at.tzinfo is not None:
                 # OverflowError: a valid local time can fall outside years 1-9999 in UTC.
                 occurred_at = occurred_at.astimezone(UTC).replace(tzinfo=None)
         except (ValueError, OverflowError) as exc:
-            raise InvalidReport(f"occurred_at is not ISO 8601: {body['occurred_at']!r}") from exc
+            raise InvalidReport("occurred_at is not an ISO 8601 time in years 1-9999") from exc
     # Free text from another system: no NUL or other control characters into our tables.
-    message = "".join(ch for ch in message if ch in "\n\t" or ord(ch) >= 32)[:2000]
+    message = "".join(ch for ch in message if ch in "\n\t" or ord(ch) >= 32)[:MESSAGE_MAX]
     return StatusReport(plate, cluster, status, workflow, message, occurred_at)
+
+
+def parse_callback(body) -> tuple[str, str]:
+    """The HTTP callback's body ``{"prefix": <plate>, "clusterName": <cluster>}`` as (plate,
+    cluster), trimmed; or :class:`InvalidReport`."""
+    if not isinstance(body, dict):
+        raise InvalidReport("the body must be a JSON object")
+    return _text_field(body, "prefix").strip(), _text_field(body, "clusterName").strip()
 
 
 def report_body(
@@ -222,13 +239,13 @@ def validate_provisioning_message(message) -> list[str]:
     if problems:
         return problems
     if message["action"] not in ("create", "edit", "delete"):
-        problems.append(f"unknown action {message['action']!r}")
+        problems.append("unknown action: not create, edit or delete")
     if not isinstance(message.get("profile_id"), int):
         problems.append("profile_id must be a number")
     plate, cluster = message["licencePlate"], message["cluster_name"]
     workflow = message["workflow"].rsplit("-", 2)
     if len(workflow) != 3 or workflow[:2] != [cluster, plate] or not workflow[2].isdigit():
-        problems.append(f"workflow {message['workflow']!r} is not {cluster}-{plate}-<requestId>")
+        problems.append("the workflow is not <cluster_name>-<licencePlate>-<requestId>")
     namespaces = message.get("namespaces")
     if not isinstance(namespaces, list) or [
         n.get("name") for n in namespaces if isinstance(n, dict)

@@ -7,11 +7,17 @@ refusal), but not werkzeug's generic sentences, which are replaced by ours.
 
 from urllib.parse import urlsplit
 
+import psycopg
 from flask import current_app, jsonify, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
+from markupsafe import escape
+from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from .extensions import db
 from .htmx import is_htmx
 
 # code -> (heading, what to do)
@@ -75,6 +81,11 @@ def explain(exc: HTTPException) -> dict:
 
 
 def register(app) -> None:
+    for error in DATABASE_AWAY:
+        app.register_error_handler(error, database_away)
+    app.wsgi_app = AskOnceMore(app.wsgi_app)
+    _follow_commits()
+
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         if exc.code and exc.code >= 500:
@@ -138,3 +149,136 @@ def _local(url: str) -> str:
 
     parts = urlsplit(url)
     return parts.path + (f"?{parts.query}" if parts.query else "") or "/"
+
+
+# --- the database went away under a request --------------------------------------------------
+# pool_pre_ping replaces a dead connection when one is taken from the pool; a connection cut
+# while a request holds it (a failover, a restart, a terminated backend, the network) fails
+# that request. A GET is asked once more, as a new request on a new connection; if that fails
+# too, or the request was a POST, the answer is 503 with Retry-After: a page that says to try
+# again, and for a POST that nothing was saved (its transaction rolled back), or, when the
+# connection was cut during the COMMIT itself, that it may have been.
+
+DATABASE_AWAY = (OperationalError, DisconnectionError, psycopg.OperationalError)
+RETRY_AFTER_SECONDS = 5
+SAFE_METHODS = ("GET", "HEAD")
+_ASK_AGAIN = "registry.ask_again"  # set by the handler: the middleware asks the app once more
+_ASKED_AGAIN = "registry.asked_again"  # this is that second asking
+
+
+class AskOnceMore:
+    """WSGI: a GET or HEAD whose database connection was cut is answered by asking the app
+    again, once, as a new request (new context, new session, new connection). Its first answer
+    is held until then, and dropped. A streamed answer is not asked again once it streams."""
+
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        if environ.get("REQUEST_METHOD") not in SAFE_METHODS:
+            return self.wsgi_app(environ, start_response)
+        pristine = dict(environ)  # before any middleware inside changed it
+        held = {}
+
+        def hold(status, headers, exc_info=None):
+            held.update(status=status, headers=headers, exc_info=exc_info)
+            return _no_write
+
+        body = self.wsgi_app(environ, hold)
+        if not environ.get(_ASK_AGAIN):
+            start_response(held["status"], held["headers"], held["exc_info"])
+            return body
+        if hasattr(body, "close"):
+            body.close()
+        return self.wsgi_app({**pristine, _ASKED_AGAIN: True}, start_response)
+
+
+def _no_write(data):  # WSGI's write(): Flask never calls it
+    raise NotImplementedError("write() is not supported here; return an iterable")
+
+
+def database_away(exc: Exception):
+    """The error handler of :data:`DATABASE_AWAY`: ask once more (a GET), or 503."""
+    in_doubt = _cut_during_commit(exc)
+    try:
+        db.session.rollback()  # let the connection go; the pool replaces it
+    except Exception:  # the rollback meets the same cut: nothing more to release
+        current_app.logger.debug("Rolling back after a lost connection failed", exc_info=True)
+    where = f"{request.method} {request.path}"
+    reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+    safe = request.method in SAFE_METHODS
+    if safe and not request.environ.get(_ASKED_AGAIN):
+        current_app.logger.warning("Database connection lost during %s, asking once more: %s",
+                                   where, reason)  # fmt: skip
+        request.environ[_ASK_AGAIN] = True
+        return "", 503
+    current_app.logger.error("The database could not be reached for %s: %s", where, reason,
+                             exc_info=exc)  # fmt: skip
+    words = _unavailable_words(safe, in_doubt)
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    if request.path.startswith("/api/"):
+        return jsonify({"error": f"{words['reason']} {words['advice']}"}), 503, headers
+    template = "_error_fragment.html" if is_htmx() else "unavailable.html"
+    try:
+        # Without the context processors: Flask-Login's would load the signed-in user, from the
+        # database that is away.
+        page = current_app.jinja_env.get_template(template).render(words=words)
+        return page, 503, headers
+    except Exception:
+        current_app.logger.exception("The unavailable page could not be drawn")
+        page = BARE_503.format(**{k: escape(v) for k, v in words.items()})
+        return page, 503, {**headers, "Content-Type": "text/html; charset=utf-8"}
+
+
+def _unavailable_words(safe: bool, in_doubt: bool) -> dict:
+    heading = "The registry cannot reach its database just now"
+    if safe:
+        reason = "The connection to the database was cut while this page was being read."
+        advice = "Try again in a minute."
+    elif in_doubt:
+        reason = (
+            "The connection to the database was cut as your change was being saved: it may "
+            "have been saved, or not."
+        )
+        advice = "In a minute, open the page again to see whether it was before you send it again."
+    else:
+        reason = (
+            "Nothing was saved: the connection to the database was cut before your change was "
+            "saved, and all of it was undone."
+        )
+        advice = "Try again in a minute: send it again."
+    return {"code": 503, "heading": heading, "reason": reason, "advice": advice}
+
+
+# The fallback when even that page cannot be drawn.
+BARE_503 = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>{heading} · Product Registry</title></head><body><main>
+<h1>{heading}</h1><p>{reason}</p><p>{advice}</p>
+<p><a href="/">Back to the registry</a></p></main></body></html>"""
+
+
+def _cut_during_commit(exc: Exception) -> bool:
+    """Whether the connection was lost while the session was committing and the error came
+    from no statement of its own (the COMMIT itself): then the outcome is not known."""
+    committing = db.session.info.pop("committing", False)
+    return committing and isinstance(exc, DBAPIError) and exc.statement is None
+
+
+def _follow_commits() -> None:
+    """Mark a session as committing from its commit's start to its end (or to the rollback
+    that follows a failed one)."""
+    for name, listener in (
+        ("before_commit", _committing),
+        ("after_commit", _settled),
+        ("after_rollback", _settled),
+    ):
+        if not event.contains(Session, name, listener):
+            event.listen(Session, name, listener)
+
+
+def _committing(session) -> None:
+    session.info["committing"] = True
+
+
+def _settled(session) -> None:
+    session.info.pop("committing", None)

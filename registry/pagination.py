@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from .extensions import db
+from .inputs import int_arg
 
 
 @dataclass
@@ -36,6 +37,13 @@ class Page:
     @property
     def next_num(self) -> int:
         return self.page + 1
+
+
+def page_number() -> int:
+    """The page a list is asked for (``?page=``): 1 when not given; 400 when it is not a whole
+    number from 1 to ``MAX_ID`` (a larger one would overflow the database's OFFSET). A page
+    past the last one is a page with nothing on it, with the way back."""
+    return int_arg("page", default=1)
 
 
 def paginate(query, page: int, per_page: int, count_limit: int | None = None, counted=None) -> Page:

@@ -47,21 +47,30 @@ class World:
     # An open dead letter naming the request (pending: a replay fails); 0 where none is made.
     dead_letter_id: int = 0
 
-    def url(self, app, endpoint: str, **query) -> str:
-        [rule] = app.url_map.iter_rules(endpoint)
-        known = {
+    def url_values(self) -> dict:
+        """What each part of a route's path is in this world."""
+        return {
             "plate": self.plate,
             "request_id": self.request_id,
             "email_id": self.failed_email_id,
             "account_id": self.service_account_id,
             "letter_id": self.dead_letter_id,
         }
-        values = {name: known[name] for name in rule.arguments}
+
+    def url(self, app, endpoint: str, **query) -> str:
+        [rule] = app.url_map.iter_rules(endpoint)
+        values = {name: self.url_values()[name] for name in rule.arguments}
         return app.url_map.bind("localhost").build(endpoint, {**values, **query})
 
 
 @pytest.fixture
 def world(app) -> World:
+    return make_world()
+
+
+def make_world() -> World:
+    """The world of the role matrix (in an app context): also swept with bad input by
+    tests/test_bad_input.py."""
     # Hundreds of sign-ins: the test app's PASSWORD_HASH_METHOD keeps them fast.
     people = {
         "unrelated": builders.make_user(email="unrelated@example.com", name="Una Related"),
@@ -188,9 +197,9 @@ ROUTES = [
         matrix((301, "/static/favicon.svg"), anonymous=(301, "/static/favicon.svg")),
     ),
     Route("health.readyz", "GET", matrix(200, anonymous=200)),
-    # Prometheus' scrape: open to loopback by default (METRICS_ALLOWED_NETWORKS), and the test
-    # client is 127.0.0.1, so everyone here reads it, signed in or not; from any other address
-    # it needs METRICS_TOKEN (tests/test_metrics.py).
+    # Prometheus' scrape: open to loopback by default in development (METRICS_ALLOWED_NETWORKS),
+    # and the test client is 127.0.0.1, so everyone here reads it, signed in or not; from any
+    # other address it needs METRICS_TOKEN (tests/test_metrics.py). So does /readyz's why.
     Route("metrics.metrics", "GET", matrix(200, anonymous=200)),
     Route("auth.login", "GET", matrix((302, HOME), anonymous=200)),
     Route(

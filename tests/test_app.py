@@ -1,5 +1,7 @@
 """The factory, settings, migrations and commands."""
 
+import secrets
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -17,12 +19,46 @@ def test_production_refuses_to_start_without_a_secret_key(tmp_path, monkeypatch)
         create_app({"ENV": "production", "SQLALCHEMY_DATABASE_URI": "sqlite://"})
 
 
+STRONG_KEY = "f3b1c9e07a5d4e28b6c2a9d1e4f70b3c5a8d2e6f1b9c4a7e"
 PRODUCTION = {
     "ENV": "production",
-    "SECRET_KEY": "k",
+    "SECRET_KEY": STRONG_KEY,
     "SQLALCHEMY_DATABASE_URI": "sqlite://",
     "PUBLIC_URL": "https://registry.example.test",
 }
+
+
+@pytest.mark.parametrize(
+    ("key", "why"),
+    [
+        ("x", "it has 1 character(s), fewer than 32"),
+        ("REPLACE-ME", "fewer than 32"),  # the example Secret's placeholder
+        ("change-me-change-me-change-me-change-me", "a placeholder"),
+        ("our-registry-secret-key-for-production", "a placeholder"),
+        ("0123456789abcdef0123456789abcdef", "a shorter text repeated"),
+        ("a" * 64, "a shorter text repeated"),
+        ("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab", "too few different characters"),
+        (b"\x00" * 31 + b"\x01", "too few different characters"),
+    ],
+)
+def test_production_refuses_to_start_with_a_weak_secret_key(key, why):
+    with pytest.raises(RuntimeError, match="REGISTRY_SECRET_KEY is too weak") as refused:
+        create_app({**PRODUCTION, "PASSWORD_LOGIN": True, "SECRET_KEY": key})
+    assert why in str(refused.value)
+    assert "secrets.token_hex(32)" in str(refused.value)  # and how to make one
+    # Development takes any key (tests, a laptop).
+    assert create_app({"SECRET_KEY": key, "SQLALCHEMY_DATABASE_URI": "sqlite://"})
+
+
+@pytest.mark.parametrize("make", [secrets.token_hex, secrets.token_urlsafe])
+def test_production_starts_with_any_random_key(make):
+    for _ in range(200):
+        key = make(32) if make is secrets.token_hex else make(24)  # 64 and 32 characters
+        app = create_app({**PRODUCTION, "PASSWORD_LOGIN": True, "SECRET_KEY": key})
+        assert app.config["SECRET_KEY"] == key
+    # The shortest: 16 random bytes in hex.
+    for _ in range(200):
+        create_app({**PRODUCTION, "PASSWORD_LOGIN": True, "SECRET_KEY": secrets.token_hex(16)})
 
 
 def test_production_never_shows_the_development_mailbox():

@@ -1,13 +1,18 @@
 """Bad input is a 4xx, never a 5xx: every route walked with NUL in its path, its query and its
-form, bodies too large or nested too deeply, and JSON with characters no table can store.
+form, bodies too large or nested too deeply, and JSON with characters no table can store; and
+every route swept as anonymous, a product team member, support and a super admin with integers
+out of range in each id of its path and in each number of its query, a file in its form, and a
+NUL in each field of its form on each step.
 
 Run on PostgreSQL (REGISTRY_TEST_DATABASE_URL) these are the inputs that used to give 500.
 """
 
+import io
 import json
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
+from werkzeug.routing.converters import NumberConverter
 
 from registry import contract
 from registry.extensions import db
@@ -16,6 +21,8 @@ from registry.requests import services
 from registry.requests.models import Request
 
 from . import builders
+from . import test_access as access
+from .conftest import FreshContextClient
 from .support import eventually, run_async
 
 NUL = "a\x00b"
@@ -151,6 +158,38 @@ def test_a_body_over_the_limit_is_a_413_that_echoes_nothing(client, world, token
     assert len(response.get_data()) < 1000
 
 
+@pytest.mark.parametrize(
+    ("body", "status", "reason"),
+    [
+        ({"prefix": "a" * 900 * 1024, "clusterName": "silver"}, 400, "longer than 200"),
+        ({"prefix": "zzzzzz", "clusterName": "c" * 900 * 1024}, 400, "longer than 200"),
+        ({"prefix": "zqxjkv", "clusterName": "silver"}, 404, "unknown licence plate"),
+        ({"prefix": "PLATE", "clusterName": "mars-cluster"}, 404, "unknown licence plate"),
+        ({"prefix": ["zqxjkv"], "clusterName": "silver"}, 400, "must be a non-empty string"),
+    ],
+    ids=["900-KiB-prefix", "900-KiB-cluster", "unknown-plate", "unknown-both", "a-list"],
+)
+def test_the_callback_never_echoes_what_was_sent(client, world, token, body, status, reason):
+    response = put(client, token, json.dumps(body).encode())
+    assert response.status_code == status
+    error = response.get_json()["error"]
+    assert reason in error
+    assert len(response.get_data()) < 300
+    for value in body.values():
+        assert str(value)[:6] not in error
+
+
+def test_the_callback_names_the_request_it_refuses_not_the_cluster_sent(client, world, token):
+    body = {"prefix": world["plate"], "clusterName": "mars-cluster"}
+    response = put(client, token, json.dumps(body).encode())
+    assert response.status_code == 409
+    error = response.get_json()["error"]
+    assert error == (
+        f"request {world['request_id']} has no provisioning on the reported cluster"
+        " (status pending)"
+    )
+
+
 # --- the bridge: a report no table can store never holds up the good ones ---------------------
 
 
@@ -187,3 +226,239 @@ def test_a_surrogate_report_and_a_valid_one_in_one_burst(
     [letter] = eventually(letters, timeout=5)
     assert "lone surrogate" in letter.reason
     assert letter.delivered == 1  # set aside at once, not after retries
+
+
+# --- integers: one bound for every id in a path and every number in a query or a form ---------
+
+
+def test_every_integer_in_a_path_is_a_bounded_id(app):
+    """Werkzeug's ``int`` takes any number of digits; an id past PostgreSQL's integer was a 500."""
+    integers = {
+        (rule.rule, name): type(converter).__name__
+        for rule in app.url_map.iter_rules()
+        for name, converter in rule._converters.items()
+        if isinstance(converter, NumberConverter)
+    }
+    assert len(integers) >= 10
+    assert set(integers.values()) == {"IdConverter"}
+
+
+@pytest.mark.parametrize("text", ["0", "2147483648", "9223372036854775808", "9" * 5000])
+def test_an_id_out_of_range_is_no_route(client, world, text):
+    builders.login(client, world["admin"])
+    for url in (f"/requests/{text}", f"/admin/requests/{text}/whole", f"/dev/mailbox/{text}"):
+        assert client.get(url).status_code == 404, url
+    for url in (f"/admin/requests/{text}/decision", f"/admin/service-accounts/{text}/revoke"):
+        assert builders.post(client, url, {"decision": "approve"}).status_code == 404, url
+    # The largest id there is is a route: one with nothing at it.
+    assert client.get("/requests/2147483647").status_code == 404
+    assert client.get(f"/requests/{world['request_id']}").status_code == 200
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "2147483648", "9223372036854775807", "x", "²"])
+def test_a_page_out_of_range_is_a_400_that_says_the_range(client, world, text):
+    builders.login(client, world["admin"])
+    for path in ("/admin/queue", "/history", "/audit", "/admin/mail", "/admin/dead-letters",
+                 "/products", f"/products/{world['plate']}", "/dev/mailbox"):  # fmt: skip
+        response = client.get(path, query_string={"page": text})
+        assert response.status_code == 400, path
+        assert "page must be a whole number from 1 to 2,147,483,647" in response.get_data(
+            as_text=True
+        )
+    assert client.get("/history?page=2147483647").status_code == 200  # past the last: empty
+    assert client.get("/history?page=").status_code == 200  # not given: the first
+
+
+def test_the_queues_poll_refuses_ids_out_of_range(client, world):
+    builders.login(client, world["admin"])
+    poll = "/admin/queue/updates"
+    assert client.get(poll, query_string={"ids": "2147483648"}).status_code == 400
+    assert client.get(poll, query_string={"ids": "1,²"}).status_code == 400
+    assert client.get(poll, query_string={"count": "9" * 30}).status_code == 400
+    answer = client.get(poll, query_string={"ids": f"{world['request_id']},7", "count": "1"})
+    assert answer.status_code == 204  # nothing decided, the count as shown
+
+
+def test_the_audit_log_filters_to_the_last_day_there_is(client, world):
+    builders.login(client, world["admin"])
+    assert client.get("/audit?from=0001-01-01&to=9999-12-31").status_code == 200
+    assert client.get("/audit.csv?to=9999-12-31").status_code == 200
+
+
+# --- files: no route takes one ------------------------------------------------------------------
+
+
+def test_a_file_in_a_form_is_a_400_that_stores_nothing(client, world):
+    builders.login(client, world["admin"])
+    pending = builders.form_data()
+    cases = [
+        ("/products/new", {**pending, "name": (io.BytesIO(b"Fish"), "name.txt")}),
+        ("/products/new/validate?field=name", {**pending, "name": (io.BytesIO(b"F"), "n.txt")}),
+        (f"/requests/{world['request_id']}/comments", {"body": (io.BytesIO(b"Hi"), "b.txt")}),
+        (f"/admin/requests/{world['request_id']}/decision", {
+            "decision": "approve", "attachment": (io.BytesIO(b"%PDF-1.7"), "a.pdf"),
+        }),
+    ]  # fmt: skip
+    for url, data in cases:
+        response = builders.post(client, url, data)
+        assert response.status_code == 400, url
+        assert "This form takes no files" in response.get_data(as_text=True)
+    db.session.rollback()
+    assert db.session.get(Request, world["request_id"]).status == "pending"
+    assert db.session.scalar(select(func.count()).select_from(Request)) == 1
+
+
+# --- every route, as each kind of user: integers out of range, files, NUL in each field -------
+
+# Integers no id column or page can hold: 0 (ids start at 1), past PostgreSQL's integer (ids),
+# past its bigint (an offset), and more digits than Python turns into an int.
+OUT_OF_RANGE = ("0", "2147483648", "9223372036854775808", "9" * 5000)
+# The numbers a query carries: a list's page, the review queue poll's ids and count.
+INTEGER_QUERY = ("page", "count", "ids")
+# Beside a form's own fields, what the steps of a view that checks its own form add: a two-step
+# form's "review" and "back to the form", a change's confirmation.
+STEPS = ({}, {"step": "edit"}, {"step": "review", "confirmed": "yes"})
+SWEPT = ("anonymous", "contact", "support", "super_admin")
+
+
+def integer_parts(rule) -> list[str]:
+    """The parts of a route's path that are integers (an id)."""
+    return [
+        name
+        for name, converter in rule._converters.items()
+        if isinstance(converter, NumberConverter)
+    ]
+
+
+def with_nul(value) -> str:
+    """``value`` with a NUL after its first character: otherwise as valid as it was."""
+    value = str(value)
+    return value[:1] + "\x00" + value[1:]
+
+
+class Sweep:
+    """One persona's walk of every route; collects every answer that is a 5xx (an exception is
+    an answer too: a 500 stops nothing) and every one that is not what the rule says."""
+
+    def __init__(self, app, world, persona: str):
+        app.config["PROPAGATE_EXCEPTIONS"] = False
+        app.test_client_class = FreshContextClient
+        self.app, self.world, self.persona = app, world, persona
+        self.server_errors: dict = {}
+        self.unexpected: dict = {}
+        self.sent = 0
+        self.rows = {(r.endpoint, r.method): r for r in access.ROUTES}
+        self._sign_in()
+
+    def _sign_in(self) -> None:
+        self.client = self.app.test_client()
+        access.sign_in(self.client, self.world, self.persona)
+        self.token = builders.csrf_token(self.client)
+
+    def routes(self):
+        for rule in self.app.url_map.iter_rules():
+            if rule.endpoint == "static":
+                continue
+            for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+                yield rule, method, self.rows[(rule.endpoint, method)]
+
+    def url(self, rule, **replace) -> str:
+        """The route's URL for the world; an integer part named in ``replace`` holds that text."""
+        sentinels = {name: 7_654_321 + n for n, name in enumerate(replace)}
+        values = {name: self.world.url_values()[name] for name in rule.arguments}
+        url = self.app.url_map.bind("localhost").build(rule.endpoint, {**values, **sentinels})
+        for name, text in replace.items():
+            url = url.replace(f"/{sentinels[name]}", f"/{text}")
+        return url
+
+    def send(self, where, method: str, url: str, query=None, form=None, expect=None):
+        if method == "GET":
+            response = self.client.get(url, query_string=query)
+        elif method == "PUT" and form is not None:  # a form where JSON belongs
+            response = self.client.put(url, query_string=query, data=form)
+        elif method == "PUT":
+            response = self.client.put(
+                url, query_string=query, json={"prefix": self.world.plate, "clusterName": "x"}
+            )
+        else:
+            data = {**(form or {}), "csrf_token": self.token}
+            response = self.client.post(url, query_string=query, data=data)
+        self.sent += 1
+        key = (self.persona, *where)
+        if response.status_code >= 500:
+            self.server_errors[key] = response.status_code
+        elif expect is not None and response.status_code != expect:
+            self.unexpected[key] = response.status_code
+        if where[0] in ("auth.login", "auth.logout") and method == "POST":
+            self._sign_in()  # signed out, or in as someone else: back to this persona
+        return response
+
+    def form_of(self, row) -> dict:
+        return row.form(self.world) if row.form else {}
+
+
+@pytest.fixture(params=SWEPT)
+def sweep(request, app):
+    return Sweep(app, access.make_world(), request.param)
+
+
+def test_every_route_answers_numbers_and_dates_out_of_range_with_a_4xx(sweep):
+    for rule, method, row in sweep.routes():
+        form = sweep.form_of(row)
+        for text in OUT_OF_RANGE:
+            for part in integer_parts(rule):
+                # Out of range, the route is not there: 404, before anything else is asked.
+                where = (rule.endpoint, method, part, text[:20])
+                sweep.send(where, method, sweep.url(rule, **{part: text}), form=form, expect=404)
+            for name in INTEGER_QUERY:
+                where = (rule.endpoint, method, name, text[:20])
+                query = {**row.query, name: text}
+                sweep.send(where, method, sweep.url(rule), query, form=form)
+            for name in [k for k, v in form.items() if str(v).isdigit()]:  # a form's numbers
+                where = (rule.endpoint, method, name, text[:20])
+                sweep.send(where, method, sweep.url(rule), row.query, {**form, name: text})
+        # And dates at the ends of the calendar (the audit log's filters).
+        ends = {**row.query, "from": "0001-01-01", "to": "9999-12-31"}
+        sweep.send((rule.endpoint, method, "dates"), method, sweep.url(rule), ends)
+    assert sweep.sent > 500
+    assert sweep.server_errors == {}
+    assert sweep.unexpected == {}
+
+
+def test_every_form_refuses_a_file_with_a_400(sweep):
+    for rule, method, row in sweep.routes():
+        if method == "GET":
+            continue
+        form = sweep.form_of(row) or {"name": "x"}
+        as_files = {key: (io.BytesIO(str(value).encode()), "f.txt") for key, value in form.items()}
+        beside = {**form, "attachment": (io.BytesIO(b"%PDF-1.7"), "a.pdf")}
+        for shape, data in (("fields as files", as_files), ("a file beside", beside)):
+            where = (rule.endpoint, method, shape)
+            sweep.send(where, method, sweep.url(rule), form=data, expect=400)
+    assert sweep.sent > 30
+    assert sweep.server_errors == {}
+    assert sweep.unexpected == {}
+
+
+def test_a_nul_in_any_field_of_any_form_is_never_a_5xx(app, sweep):
+    for rule, method, row in sweep.routes():
+        if method != "POST":
+            continue
+        # A view that checks its own form answers with it (or whatever its rules say first);
+        # every other one is refused at the door.
+        own = getattr(app.view_functions[rule.endpoint], "validates_its_form", False)
+        expect = None if own else 400
+        form = sweep.form_of(row)
+        for step in STEPS if own else STEPS[:1]:
+            sent = {**form, **step}
+            for field, value in sent.items():
+                where = (rule.endpoint, method, field, tuple(step.items()))
+                nul = {**sent, field: with_nul(value)}
+                sweep.send(where, method, sweep.url(rule), row.query, nul, expect=expect)
+        for field in set(FIELDS) - set(form):
+            where = (rule.endpoint, method, field)
+            nul = {**form, field: NUL}
+            sweep.send(where, method, sweep.url(rule), row.query, nul, expect=expect)
+    assert sweep.sent > 200
+    assert sweep.server_errors == {}
+    assert sweep.unexpected == {}

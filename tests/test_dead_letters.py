@@ -63,7 +63,7 @@ def early(app, owner):
 def test_a_dead_letter_names_the_request_its_workflow_names(app, owner, early):
     req, letter = early
     assert letter.request_id == req.id
-    assert "no provisioning on cluster 'silver'" in letter.reason
+    assert "no provisioning on the reported cluster" in letter.reason
     assert letter.resolution is None
     # A workflow naming no request of ours, or no workflow at all: no request.
     data = _report(req, workflow=f"silver-{req.product.licence_plate}-{req.id + 999}")

@@ -9,6 +9,7 @@ at things that exist. The Containerfile passes hadolint and runs as the manifest
 
 import os
 import re
+import secrets
 import shlex
 import shutil
 import subprocess
@@ -265,6 +266,8 @@ def environment_of(container: dict, database: str) -> dict[str, str]:
             env[item["name"]] = one("Secret", ref["name"])["stringData"][ref["key"]]
     if env.get("REGISTRY_SQLALCHEMY_DATABASE_URI", "").startswith("postgresql://"):
         env["REGISTRY_SQLALCHEMY_DATABASE_URI"] = database
+    if env.get("REGISTRY_SECRET_KEY") == "REPLACE-ME":  # as the Secret says: openssl rand -hex 32
+        env["REGISTRY_SECRET_KEY"] = secrets.token_hex(32)
     return env
 
 

@@ -34,6 +34,7 @@ from .support import eventually, run_async
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTSIDE = "203.0.113.9"  # TEST-NET-3: no loopback, in no allowed network by default
+STRONG_KEY = "f3b1c9e07a5d4e28b6c2a9d1e4f70b3c5a8d2e6f1b9c4a7e"  # a production app needs one
 WAIT = 30
 
 
@@ -286,6 +287,27 @@ def test_the_allowed_networks_are_a_setting(make_app):
     assert client.get("/metrics", environ_base={"REMOTE_ADDR": "192.0.2.1"}).status_code == 404
     with pytest.raises(RuntimeError, match="METRICS_ALLOWED_NETWORKS"):
         make_app(METRICS_ALLOWED_NETWORKS=["10.0.0.0/33"])
+
+
+def test_production_opens_the_metrics_to_nobody_until_told(make_app):
+    """In development loopback reads them; in production only the token or a list of networks
+    set on purpose (a pod's loopback is shared by every container in it)."""
+    assert make_app().test_client().get("/metrics").status_code == 200
+    production = {
+        "ENV": "production",
+        "SECRET_KEY": STRONG_KEY,
+        "PASSWORD_LOGIN": True,
+        "PUBLIC_URL": "https://registry.example.test",
+    }
+    closed = make_app(**production)
+    assert closed.config["METRICS_ALLOWED_NETWORKS"] == []
+    assert closed.test_client().get("/metrics").status_code == 404
+    by_token = make_app(**production, METRICS_TOKEN="scrape-secret")
+    bearer = {"Authorization": "Bearer scrape-secret"}
+    assert by_token.test_client().get("/metrics").status_code == 404
+    assert by_token.test_client().get("/metrics", headers=bearer).status_code == 200
+    listed = make_app(**production, METRICS_ALLOWED_NETWORKS="127.0.0.0/8")
+    assert listed.test_client().get("/metrics").status_code == 200
 
 
 def test_behind_a_trusted_proxy_the_client_is_the_forwarded_address(make_app):

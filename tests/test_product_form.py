@@ -36,6 +36,11 @@ NAME_CONTROL = "Product name cannot contain line breaks or control characters."
 DESCRIPTION_REQUIRED = "Description is required."
 DESCRIPTION_TOO_LONG = "Description must be 512 characters or fewer."
 DESCRIPTION_CONTROL = "Description cannot contain control characters."
+NAME_NUL = (
+    "Product name held a character the registry cannot store (NUL); it was taken out: check "
+    "the text and send it again."
+)
+DESCRIPTION_NUL = NAME_NUL.replace("Product name", "Description")
 MINISTRY = "Choose a ministry from the list."
 CLUSTER = "Choose a cluster from the list."
 LAB_CLUSTER = "Only admins can place a product on a lab cluster."
@@ -234,14 +239,16 @@ INVALID = [
     pytest.param({"name": "_Permits"}, {"name": NAME_LETTER}, id="name-underscore-first"),
     *[
         pytest.param({"name": f"Fish{char}Game"}, {"name": NAME_CONTROL}, id=f"name-{char!r}")
-        for char in ("\n", "\r\n", "\t", "\x00", "\x1b", "\x7f", "\x85", "\u2028")
+        for char in ("\n", "\r\n", "\t", "\x1b", "\x7f", "\x85", "\u2028")
     ],
+    # A NUL is taken out before the view runs (PostgreSQL cannot store it); the field says so.
+    pytest.param({"name": "Fish\x00Game"}, {"name": NAME_NUL}, id="name-nul"),
     # Description
     pytest.param({"description": ""}, {"description": DESCRIPTION_REQUIRED}, id="desc-empty"),
     pytest.param({"description": " \n "}, {"description": DESCRIPTION_REQUIRED}, id="desc-blank"),
     pytest.param({"description": DROP}, {"description": DESCRIPTION_REQUIRED}, id="desc-missing"),
     pytest.param({"description": "d" * 513}, {"description": DESCRIPTION_TOO_LONG}, id="desc-513"),
-    pytest.param({"description": "nul\x00"}, {"description": DESCRIPTION_CONTROL}, id="desc-nul"),
+    pytest.param({"description": "nul\x00"}, {"description": DESCRIPTION_NUL}, id="desc-nul"),
     pytest.param({"description": "a\x07b"}, {"description": DESCRIPTION_CONTROL}, id="desc-bell"),
     # Ministry and cluster
     pytest.param({"ministry": DROP}, {"ministry": MINISTRY}, id="ministry-missing"),
@@ -742,3 +749,38 @@ def test_lab_clusters_are_offered_only_to_super_admins(client, app, role, cluste
     options, selected = select_options(page, "cluster")
     assert options == clusters
     assert selected == ["silver"]
+
+
+# A NUL cannot be stored (PostgreSQL refuses it). It is taken out before the view runs, on every
+# step of the form: the inline check, "back to the form" and the summary used to pass it to the
+# database (the search for products of the same name) and answer 500.
+NUL_NAME = "Fish\x00Game"
+
+
+def test_a_nul_is_named_by_the_inline_check(client, owner):
+    builders.login(client, owner)
+    response = builders.post(
+        client, VALIDATE, form(name=NUL_NAME), htmx=True, query_string={"field": "name"}
+    )
+    assert response.status_code == 200
+    fragment = own_fragment(response.get_data(as_text=True))
+    assert html.unescape(fragment["text"]) == NAME_NUL
+    assert stored_rows() == NOTHING_STORED
+
+
+@pytest.mark.parametrize("step", ["edit", "review", ""])
+def test_a_nul_on_any_step_keeps_the_rest_and_stores_nothing(client, owner, step):
+    builders.login(client, owner)
+    typed = form(name=NUL_NAME, description="Counts of \x00salmon.", step=step)
+    response = builders.post(client, NEW, typed)
+    page = response.get_data(as_text=True)
+    if step == "edit":  # back to the form: shown again as typed, less the NUL
+        assert response.status_code == 200
+    else:  # the summary or the request: refused, each field saying why
+        assert response.status_code == 422
+        assert field_errors(page) == {"name": NAME_NUL, "description": DESCRIPTION_NUL}
+    assert "\x00" not in page
+    assert 'value="FishGame"' in page
+    assert "Counts of salmon." in page
+    assert typed["product_owner-email"] in page
+    assert stored_rows() == NOTHING_STORED

@@ -139,7 +139,7 @@ def test_the_session_cookie_is_secure_httponly_and_samesite_in_production(databa
     app = create_app(
         {
             "ENV": "production",
-            "SECRET_KEY": "k",
+            "SECRET_KEY": "f3b1c9e07a5d4e28b6c2a9d1e4f70b3c5a8d2e6f1b9c4a7e",
             "SQLALCHEMY_DATABASE_URI": database_url,
             "PASSWORD_LOGIN": True,
             "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1",

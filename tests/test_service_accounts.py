@@ -95,8 +95,9 @@ def test_the_command_sets_the_expiry(runner, days, expires):
         assert f"expires on {expires_at:%Y-%m-%d}" in result.output
 
 
-def test_the_command_refuses_a_negative_expiry(runner):
-    result = runner.invoke(args=["service-accounts", "create", "x", "--expires-in-days", "-1"])
+@pytest.mark.parametrize("days", ["-1", "3651", "9" * 30])
+def test_the_command_refuses_an_expiry_out_of_range(runner, days):
+    result = runner.invoke(args=["service-accounts", "create", "x", "--expires-in-days", days])
     assert result.exit_code == 2
     assert account("x") is None
 
@@ -206,7 +207,9 @@ def test_creating_on_the_page_shows_the_token_once_and_it_works(client, owner, a
         ({"name": "", "expires_in_days": "7"}, "needs a name"),
         ({"name": "pipeline", "expires_in_days": "7"}, "exists already"),
         ({"name": "x", "expires_in_days": "soon"}, "whole number"),
-        ({"name": "x", "expires_in_days": "-3"}, "0 (never expires) or more"),
+        ({"name": "x", "expires_in_days": "-3"}, "a whole number from 0 to 3,650"),
+        ({"name": "x", "expires_in_days": "3651"}, "a whole number from 0 to 3,650"),
+        ({"name": "x", "expires_in_days": "9" * 30}, "a whole number from 0 to 3,650"),
     ],
 )
 def test_the_create_form_says_what_is_wrong(client, admin, pipeline, form, message):

@@ -75,7 +75,7 @@ FEATURES = {
     "provisioning": {"audit", "auth", "metrics", "products", "reference", "requests"},
     "operations": {"auth", "notifications", "products", "requests"},
     "filters": {"reference"},
-    "health": {"wiring"},
+    "health": {"metrics", "wiring"},
 }
 # What puts it all together, and may import anything: the app factory, the one module that
 # wires reactions and threads, the commands, the list of every model.

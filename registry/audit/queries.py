@@ -59,7 +59,7 @@ class AuditFilters:
             )
         if self.since:
             query = query.where(AuditEvent.at >= datetime.combine(self.since, time.min))
-        if self.until:
+        if self.until and self.until < date.max:  # up to the last day there is: no bound
             end = datetime.combine(self.until + timedelta(days=1), time.min)
             query = query.where(AuditEvent.at < end)
         return query

@@ -7,6 +7,7 @@ from flask import Response, current_app, request, stream_with_context
 
 from ..access import Role, roles_required
 from ..htmx import render
+from ..pagination import page_number
 from . import bp, queries
 from .services import ACTIONS
 
@@ -53,9 +54,7 @@ def csv_response(filename: str, header, rows) -> Response:
 def events():
     """Who did what, newest first: sign-ins, roles, service accounts, decisions, re-sends."""
     filters = queries.AuditFilters.from_args(request.args)
-    page = queries.events(
-        filters, request.args.get("page", 1, type=int), current_app.config["PAGE_SIZE"]
-    )
+    page = queries.events(filters, page_number(), current_app.config["PAGE_SIZE"])
     return render("audit/list.html", block="results", page=page, filters=filters, actions=ACTIONS)
 
 

@@ -75,7 +75,7 @@ def service_accounts():
 @click.argument("name")
 @click.option(
     "--expires-in-days",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=accounts.MAX_TOKEN_DAYS),
     default=accounts.DEFAULT_TOKEN_DAYS,
     show_default=True,
     help="The token is refused after this many days; 0: it never expires.",

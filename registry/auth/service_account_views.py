@@ -9,6 +9,7 @@ from flask import (
 )
 from flask_login import current_user
 
+from .. import inputs
 from ..access import roles_required
 from ..extensions import db
 from ..htmx import redirect_to
@@ -44,11 +45,15 @@ def create_service_account():
         "expires_in_days": request.form.get("expires_in_days", "").strip(),
     }
     try:
-        days = int(form["expires_in_days"] or accounts.DEFAULT_TOKEN_DAYS)
-    except ValueError:
-        return _service_accounts_page(
-            422, form=form, error="The number of days must be a whole number (0: never expires)."
+        days = inputs.whole_number(
+            form["expires_in_days"],
+            "The number of days (0: never expires)",
+            default=accounts.DEFAULT_TOKEN_DAYS,
+            low=0,
+            high=accounts.MAX_TOKEN_DAYS,
         )
+    except inputs.NotAWholeNumber as exc:
+        return _service_accounts_page(422, form=form, error=str(exc))
     try:
         account, token = accounts.create_service_account(form["name"], days, actor=current_user)
     except accounts.ServiceAccountError as exc:
@@ -61,7 +66,7 @@ def create_service_account():
     return response
 
 
-@bp.post("/admin/service-accounts/<int:account_id>/revoke")
+@bp.post("/admin/service-accounts/<id:account_id>/revoke")
 @roles_required(Role.SUPER_ADMIN)
 def revoke_service_account(account_id: int):
     account = db.get_or_404(ServiceAccount, account_id)

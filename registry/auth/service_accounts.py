@@ -20,6 +20,8 @@ def hash_token(token: str) -> str:
 
 # How long a new service account's token works unless told otherwise.
 DEFAULT_TOKEN_DAYS = 365
+# Ten years: a token lives no longer (and a date that far ahead is one Python can hold).
+MAX_TOKEN_DAYS = 3650
 
 
 class ServiceAccountError(ValueError):
@@ -41,8 +43,10 @@ def create_service_account(
     name = (name or "").strip()
     if not name or len(name) > 80:
         raise ServiceAccountError("A service account needs a name of at most 80 characters.")
-    if expires_in_days is not None and expires_in_days < 0:
-        raise ServiceAccountError("The number of days must be 0 (never expires) or more.")
+    if expires_in_days is not None and not 0 <= expires_in_days <= MAX_TOKEN_DAYS:
+        raise ServiceAccountError(
+            f"The number of days must be from 0 (never expires) to {MAX_TOKEN_DAYS:,}."
+        )
     if db.session.scalar(select(ServiceAccount.id).where(ServiceAccount.name == name)):
         raise ServiceAccountError(f"A service account named {name} exists already.")
     token = "prs_" + secrets.token_urlsafe(32)

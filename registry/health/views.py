@@ -1,9 +1,10 @@
 import time
 
-from flask import current_app, has_request_context, jsonify
+from flask import current_app, has_request_context, jsonify, request
 from flask_login import current_user
 
 from .. import wiring
+from ..metrics import access
 from ..outbox import backlog
 from . import bp, queries
 
@@ -17,7 +18,11 @@ def healthz():
 @bp.get("/readyz")
 def readyz():
     """The process can do its work: the database answers; where this process runs background
-    work, NATS is connected and the bridge keeps up; no outbox is stuck. 503 with the reasons."""
+    work, NATS is connected and the bridge keeps up; no outbox is stuck. 503 when not.
+
+    The checks and reasons (a database error, an outbox's last error) are for those who may
+    read the metrics (``METRICS_TOKEN``, ``METRICS_ALLOWED_NETWORKS``); anyone else, a probe
+    included, is told ready or not ready, and the status code."""
     reasons, warnings, checks = [], [], {}
     status = wiring.status()
     problem = queries.database_reachable()
@@ -40,10 +45,22 @@ def readyz():
         if status.bridge_pending is not None and status.bridge_pending > limit:
             reasons.append(f"bridge: {status.bridge_pending} reports waiting (more than {limit})")
         checks["smtp"] = "reachable" if status.smtp_reachable is not False else "not reachable"
-    body = {"status": "not ready" if reasons else "ready", "checks": checks, "reasons": reasons}
-    if warnings:
-        body["warnings"] = warnings
+    body = {"status": "not ready" if reasons else "ready"}
+    if _may_read_the_details():
+        body.update(checks=checks, reasons=reasons)
+        if warnings:
+            body["warnings"] = warnings
     return jsonify(body), 503 if reasons else 200
+
+
+def _may_read_the_details() -> bool:
+    verdict = access.verdict(
+        current_app.config,
+        current_app.extensions["metrics.networks"],
+        request.remote_addr,
+        request.headers.get("Authorization"),
+    )
+    return verdict == access.OK
 
 
 @bp.app_context_processor

@@ -1,12 +1,11 @@
-"""Who may read the metrics: a client presenting ``METRICS_TOKEN`` as a bearer token, or one
-whose address is in ``METRICS_ALLOWED_NETWORKS`` (loopback by default). Nobody else sees a
-number: a wrong token is told 403, everyone else 404, as if there were nothing here.
+"""Who may read the metrics (and the reasons ``/readyz`` gives): a client presenting
+``METRICS_TOKEN`` as a bearer token, or one whose address is in ``METRICS_ALLOWED_NETWORKS``
+(by default loopback in development, nothing in production). Nobody else sees a number: a
+wrong token is told 403, everyone else 404, as if there were nothing here.
 """
 
 import hmac
 import ipaddress
-
-LOOPBACK = ["127.0.0.0/8", "::1/128"]
 
 OK, FORBIDDEN, NOT_FOUND = 200, 403, 404
 

@@ -6,6 +6,7 @@ from flask_login import current_user, login_required
 from ..access import Role, roles_required
 from ..extensions import db
 from ..outbox.models import EmailStatus, OutboxEmail
+from ..pagination import page_number
 from . import bp, services
 
 
@@ -17,7 +18,7 @@ def outgoing():
         status = ""
     page = services.outgoing(
         status or None,
-        request.args.get("page", 1, type=int),
+        page_number(),
         current_app.config["PAGE_SIZE"],
     )
     return render_template(
@@ -28,7 +29,7 @@ def outgoing():
     )
 
 
-@bp.post("/admin/mail/<int:email_id>/retry")
+@bp.post("/admin/mail/<id:email_id>/retry")
 @roles_required(Role.SUPER_ADMIN)
 def retry(email_id: int):
     try:
@@ -63,7 +64,7 @@ def mailbox():
     admins read every email; everyone else the email addressed to them."""
     page = services.outgoing(
         None,
-        request.args.get("page", 1, type=int),
+        page_number(),
         50,
         addressed_to=None if current_user.is_super_admin else current_user.email,
     )
@@ -80,7 +81,7 @@ def _readable_email(email_id: int) -> OutboxEmail:
     return email
 
 
-@bp.get("/dev/mailbox/<int:email_id>")
+@bp.get("/dev/mailbox/<id:email_id>")
 @dev_mailbox_only
 @login_required
 def mailbox_message(email_id: int):
@@ -90,7 +91,7 @@ def mailbox_message(email_id: int):
 NEW_TAB = '<base target="_blank">'
 
 
-@bp.get("/dev/mailbox/<int:email_id>/html")
+@bp.get("/dev/mailbox/<id:email_id>/html")
 @dev_mailbox_only
 @login_required
 def mailbox_html(email_id: int):

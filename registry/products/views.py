@@ -2,18 +2,17 @@
 them (each product's open request, the requests, the history) comes from :mod:`.pages`, filled
 in by ``registry.wiring``: products import nothing from requests."""
 
-from flask import abort, current_app, render_template, request
+from flask import abort, current_app, render_template
 from flask_login import current_user, login_required
 
+from ..pagination import page_number
 from . import bp, pages, queries
 
 
 @bp.get("/products")
 @login_required
 def mine():
-    page = queries.for_user(
-        current_user, request.args.get("page", 1, type=int), current_app.config["PAGE_SIZE"]
-    )
+    page = queries.for_user(current_user, page_number(), current_app.config["PAGE_SIZE"])
     return render_template(
         "products/mine.html",
         page=page,
@@ -31,5 +30,5 @@ def detail(plate: str):
     return render_template(
         "products/detail.html",
         product=product,
-        **pages.parts.detail(product, request.args.get("page", 1, type=int)),
+        **pages.parts.detail(product, page_number()),
     )

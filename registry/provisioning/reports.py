@@ -103,14 +103,12 @@ def apply_report(
         if not db.session.scalar(
             select(Product.id).where(Product.licence_plate == report.licence_plate)
         ):
-            raise Unprocessable(f"unknown licence plate {report.licence_plate!r}")
-        raise Unprocessable(
-            f"workflow {report.workflow!r} names no request of product {report.licence_plate}"
-        )
+            raise Unprocessable("unknown licence plate: no product has it")
+        raise Unprocessable("the workflow names no request of the product")
     target = next((t for t in request.targets if t.cluster == report.cluster), None)
     if target is None:
         raise NotAwaiting(
-            f"request {request.id} has no provisioning on cluster {report.cluster!r}"
+            f"request {request.id} has no provisioning on the reported cluster"
             f" (status {request.status})"
         )
     status = RequestStatus(request.status)
@@ -174,7 +172,7 @@ def provisioned_by_callback(licence_plate: str, cluster: str) -> Outcome:
     """The HTTP callback: the same as a ``provisioned`` report for the plate's active request."""
     product = db.session.scalar(select(Product).where(Product.licence_plate == licence_plate))
     if product is None:
-        raise Unprocessable(f"unknown licence plate {licence_plate!r}")
+        raise Unprocessable("unknown licence plate: no product has it")
     request = db.session.scalar(
         select(Request)
         .where(Request.product_id == product.id)
@@ -182,7 +180,7 @@ def provisioned_by_callback(licence_plate: str, cluster: str) -> Outcome:
         .limit(1)
     )
     if request is None:
-        raise NotAwaiting(f"{licence_plate} has no request")
+        raise NotAwaiting("the product has no request")
     if request.status == RequestStatus.FAILED:
         # Saying 204 here would tell the pipeline all is well while the request stays failed.
         raise NotAwaiting(

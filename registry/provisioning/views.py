@@ -10,17 +10,21 @@ from flask import (
 )
 from flask_login import current_user
 
-from .. import inputs
+from .. import contract, inputs
 from ..access import Role, roles_required
 from ..auth import service_accounts as accounts
 from ..extensions import csrf, db
 from ..htmx import redirect_to
+from ..pagination import page_number
 from . import bp, reports
 from . import dead_letters as letters
 
+# A reason is a sentence of ours, never the caller's input; cut to this anyway.
+REASON_MAX = 300
+
 
 def _problem(status: int, reason: str):
-    return jsonify({"error": reason}), status
+    return jsonify({"error": reason[:REASON_MAX]}), status
 
 
 @bp.put("/api/v1/provision/namespace")
@@ -38,17 +42,11 @@ def provisioned_callback():
         response.headers["WWW-Authenticate"] = 'Bearer realm="registry"'
         return response, 401
     try:
-        body = inputs.json_body()
-    except inputs.BadJSON as exc:
+        plate, cluster = contract.parse_callback(inputs.json_body())
+    except (inputs.BadJSON, contract.InvalidReport) as exc:
         return _problem(400, str(exc))
-    if not isinstance(body, dict):
-        return _problem(400, "the body must be a JSON object")
-    plate, cluster = body.get("prefix"), body.get("clusterName")
-    for key, value in (("prefix", plate), ("clusterName", cluster)):
-        if not isinstance(value, str) or not value.strip():
-            return _problem(400, f"missing field: {key}")
     try:
-        reports.provisioned_by_callback(plate.strip(), cluster.strip())
+        reports.provisioned_by_callback(plate, cluster)
     except reports.NotAwaiting as exc:
         db.session.rollback()
         return _problem(409, str(exc))
@@ -59,7 +57,7 @@ def provisioned_callback():
     return "", 204
 
 
-@bp.post("/admin/requests/<int:request_id>/resend")
+@bp.post("/admin/requests/<id:request_id>/resend")
 @roles_required(Role.SUPER_ADMIN)
 def resend(request_id: int):
     try:
@@ -80,9 +78,7 @@ def _letters_page(status: int = 200, **context):
     state = request.args.get("state", "open")
     if state not in letters.LETTER_STATES:
         state = "open"
-    page = letters.dead_letters(
-        request.args.get("page", 1, type=int), current_app.config["PAGE_SIZE"], state
-    )
+    page = letters.dead_letters(page_number(), current_app.config["PAGE_SIZE"], state)
     body = render_template(
         "provisioning/dead_letters.html",
         page=page,
@@ -105,7 +101,7 @@ def _back_to_letters():
     return redirect_to(url_for("provisioning.dead_letters", state=request.args.get("state")))
 
 
-@bp.post("/admin/dead-letters/<int:letter_id>/replay")
+@bp.post("/admin/dead-letters/<id:letter_id>/replay")
 @roles_required(Role.SUPER_ADMIN)
 def replay_dead_letter(letter_id: int):
     """Apply a dead letter's report again, once its cause is fixed."""
@@ -126,7 +122,7 @@ def replay_dead_letter(letter_id: int):
     return _back_to_letters()
 
 
-@bp.post("/admin/dead-letters/<int:letter_id>/discard")
+@bp.post("/admin/dead-letters/<id:letter_id>/discard")
 @roles_required(Role.SUPER_ADMIN)
 def discard_dead_letter(letter_id: int):
     """Set a dead letter aside for good, with the reason why (required)."""

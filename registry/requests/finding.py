@@ -3,6 +3,7 @@ from flask import Blueprint, current_app, request
 from ..access import Role, roles_required
 from ..audit.views import csv_response
 from ..htmx import render
+from ..pagination import page_number
 from ..reference import services as reference
 from . import queries
 from .models import RequestStatus, RequestType
@@ -28,9 +29,7 @@ def _filters() -> queries.HistoryFilters:
 def all_requests():
     """Every request, newest first: support staff's view of what happened to any request."""
     filters = _filters()
-    page = queries.history(
-        filters, request.args.get("page", 1, type=int), current_app.config["PAGE_SIZE"]
-    )
+    page = queries.history(filters, page_number(), current_app.config["PAGE_SIZE"])
     clusters, ministries = reference.filter_choices()
     return render(
         "finding/all_requests.html",

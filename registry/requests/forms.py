@@ -7,10 +7,10 @@ import re
 import uuid
 
 from flask import current_app
-from flask_wtf import FlaskForm
 from wtforms import Form, FormField, HiddenField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Email, Length, Optional, ValidationError
 
+from ..inputs import StorableForm
 from ..products.services import ContactData, ProductData
 from ..reference import services as reference
 from ..reference.models import ENVIRONMENTS, QUOTA_KINDS
@@ -133,7 +133,7 @@ class SubmitOnce:
         return value if re.fullmatch(r"[0-9a-f]{32}", value) else None
 
 
-class ProductForm(SubmitOnce, FlaskForm):
+class ProductForm(SubmitOnce, StorableForm):
     name = StringField(
         "Product name",
         filters=[_strip],
@@ -313,5 +313,5 @@ class ChangeForm(ProductForm):
         pass  # fixed to the product's own; a lab product stays where it is
 
 
-class DeletionForm(SubmitOnce, FlaskForm):
+class DeletionForm(SubmitOnce, StorableForm):
     confirmation = StringField("Type the licence plate to confirm", filters=[_lower])

@@ -4,6 +4,8 @@ from flask_login import current_user
 from ..access import Role, roles_required
 from ..extensions import db
 from ..htmx import is_htmx, redirect_to, render, render_block
+from ..inputs import int_arg, int_args
+from ..pagination import page_number
 from ..reference import services as reference
 from ..reference.models import ENVIRONMENTS, QUOTA_KINDS
 from . import queries
@@ -22,9 +24,7 @@ QUEUE_ITEM = {"decision_blocker": request_services.decision_blocker}
 
 
 def _queue_page(**context):
-    page = queries.pending_queue(
-        request.args.get("page", 1, type=int), current_app.config["PAGE_SIZE"]
-    )
+    page = queries.pending_queue(page_number(), current_app.config["PAGE_SIZE"])
     return {"page": page, "pending_count": page.total, "errors": {}, **QUEUE_ITEM, **context}
 
 
@@ -51,11 +51,11 @@ def queue_updates():
     """What changed for the items an open queue shows, polled by the page: each one another admin
     decided (or its requester cancelled) is marked with who did what and when, and the count is
     brought up to date. 204 when nothing changed."""
-    asked = ",".join(request.args.getlist("ids"))  # ids=1&ids=2 from the page, or ids=1,2
-    shown = [int(i) for i in asked.split(",")[:200] if i.isdigit()]
+    shown = int_args("ids")[:200]  # ids=1&ids=2 from the page, or ids=1,2
+    shown_count = int_arg("count", low=0)
     decided = queries.decided_among(shown)
     count = queries.pending_count()
-    if not decided and request.args.get("count", type=int) == count:
+    if not decided and shown_count == count:
         return "", 204
     # Only ever a fragment (the page's poller asks for it).
     return render_block(
@@ -66,7 +66,7 @@ def queue_updates():
     )
 
 
-@bp.get("/requests/<int:request_id>/grant")
+@bp.get("/requests/<id:request_id>/grant")
 @roles_required(Role.SUPER_ADMIN)
 def grant(request_id: int):
     """The form to approve a pending change with other quotas (the queue loads it when opened)."""
@@ -81,7 +81,7 @@ def grant(request_id: int):
     )
 
 
-@bp.get("/requests/<int:request_id>/whole")
+@bp.get("/requests/<id:request_id>/whole")
 @roles_required(Role.SUPER_ADMIN, Role.SUPPORT)
 def whole_request(request_id: int):
     """The whole request as asked: the queue loads it when an item's "Whole request" is opened."""
@@ -91,7 +91,7 @@ def whole_request(request_id: int):
     return render("review/whole_request.html", block="whole_request", req=req)
 
 
-@bp.post("/requests/<int:request_id>/decision")
+@bp.post("/requests/<id:request_id>/decision")
 @roles_required(Role.SUPER_ADMIN)
 def decide(request_id: int):
     decision = request.form.get("decision")

@@ -33,7 +33,7 @@ def _detail(req, status: int = 200, **context):
     )
 
 
-@bp.get("/requests/<int:request_id>")
+@bp.get("/requests/<id:request_id>")
 @login_required
 def detail(request_id: int):
     req = queries.get_visible(request_id, current_user)
@@ -43,7 +43,7 @@ def detail(request_id: int):
     return _detail(req, shown=request.args.get("shown", "") if is_htmx() else "")
 
 
-@bp.post("/requests/<int:request_id>/comments")
+@bp.post("/requests/<id:request_id>/comments")
 @login_required
 def comment(request_id: int):
     """A comment from the team or a super admin on a pending or failed request: on the
@@ -87,7 +87,7 @@ def comment(request_id: int):
     return redirect_to(url_for("requests.detail", request_id=request_id) + "#timeline")
 
 
-@bp.post("/requests/<int:request_id>/cancel")
+@bp.post("/requests/<id:request_id>/cancel")
 @login_required
 def cancel(request_id: int):
     if queries.get_visible(request_id, current_user) is None:
