@@ -88,7 +88,7 @@ class ProvisionerWorker(natsutil.LoopThread):
                         with contextlib.suppress(Exception):
                             await msg.nak(delay=5)
         finally:
-            await nc.close()
+            await natsutil.close(nc)
 
     async def _subscribe(self, js):
         stream = self.settings.config["NATS_STREAM"]

@@ -102,6 +102,14 @@ async def connect(
     return None
 
 
+async def close(client) -> None:
+    """Close a client at shutdown, whether or not the server is there: a client waiting to
+    reconnect raised ConnectionResetError from close(), and the thread ended on a traceback
+    while NATS was away."""
+    with contextlib.suppress(ConnectionError, OSError):
+        await client.close()
+
+
 async def _abandon(attempt: asyncio.Future, client) -> None:
     """Cancel a connect() in progress, then close its client, whether it had connected, was
     still midway or had failed (``stopping`` is set: its callbacks report nothing).

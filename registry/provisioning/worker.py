@@ -13,7 +13,7 @@ from nats.errors import Error as NatsError
 from sqlalchemy.exc import OperationalError
 
 from ..extensions import database_error
-from ..natsutil import LoopThread, connect, new_link, sleep_unless
+from ..natsutil import LoopThread, close, connect, new_link, sleep_unless
 from . import bridge, relay
 from .stream import ensure_stream
 
@@ -63,7 +63,7 @@ class NatsWorker(LoopThread):
             # reaches: release it, or the loop's shutdown waits for its poll to run out.
             relay.wake.set()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await nc.close()
+            await close(nc)
 
     async def _reconnected(self) -> None:
         """NATS is (back) up: what waited for it is due now, not at its backoff."""
