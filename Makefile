@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test install install-test browser lint clean
+.PHONY: run test check install install-test browser lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,9 +25,16 @@ browser:
 run: install
 	$(BIN)/flask --app registry dev --host $(HOST) --port $(PORT) $(DEV_ARGS)
 
+# One pytest-xdist worker per core; a finished worker takes tests from a busy one's queue.
+XDIST ?= -n auto --dist worksteal
+
 ## Install the test dependencies and run the tests (REGISTRY_TEST_DATABASE_URL for PostgreSQL).
 test: install-test browser
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest $(XDIST) --durations=20 $(PYTEST_ARGS)
+
+## The inner loop: the tests that need only the app and the database (no browser, no processes).
+check: install-test
+	$(BIN)/pytest $(XDIST) -m "not browser and not processes" $(PYTEST_ARGS)
 
 lint: install-test
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -1,12 +1,15 @@
 """Builders for test data: one place that knows what a valid product, user and form look like."""
 
 import itertools
+import json
 import re
 
+from registry import contract
 from registry.auth import services as accounts
 from registry.auth.models import Role
 from registry.extensions import db
 from registry.products.services import ContactData, ProductData
+from registry.provisioning import reports as status_reports
 from registry.reference.models import ENVIRONMENTS
 from registry.requests import services as request_services
 
@@ -74,6 +77,15 @@ def form_data(**overrides) -> dict:
             data[f"{env}-{kind}"] = option
     data.update(overrides)
     return data
+
+
+def report(req, step: str, message: str = "", cluster: str = "silver"):
+    """One status report from the provisioner, applied as the bridge applies it, and committed:
+    what the bridge does with one message on ``registry.status``. Returns the outcome."""
+    body = contract.report_body(req.product.licence_plate, cluster, req.id, step, message)
+    outcome = status_reports.apply_report(contract.parse_report(json.dumps(body)))
+    db.session.commit()
+    return outcome
 
 
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')

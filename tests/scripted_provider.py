@@ -21,7 +21,7 @@ from joserfc.jwk import KeySet, OctKey, RSAKey
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from .conftest import free_port
+from tests.conftest import free_port
 
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 

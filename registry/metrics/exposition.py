@@ -36,7 +36,7 @@ def registry(database: bool = True) -> CollectorRegistry:
         fresh.register(_Each(REGISTRY))
     if database:
         # Here, not at the top: the reference provisioner serves its metrics with this module
-        # and must not depend on the registry's database (tests/test_structure.py).
+        # and must not depend on the registry's database (tests/app/test_structure.py).
         from .collector import DatabaseCollector
 
         fresh.register(DatabaseCollector())
