@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test check install install-test browser lint clean
+.PHONY: run test check install install-test browser prometheus lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ install-test: $(BIN)/python
 browser:
 	@command -v chromium >/dev/null 2>&1 || scripts/install-chromium
 
+# Debian's prometheus and promtool for the usage tests (a real Prometheus, history backfilled).
+prometheus:
+	@command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || scripts/install-prometheus
+
 ## Install and start the whole system on embedded defaults (SQLite, development mailbox).
 run: install
 	$(BIN)/flask --app registry dev --host $(HOST) --port $(PORT) $(DEV_ARGS)
@@ -29,7 +33,7 @@ run: install
 XDIST ?= -n auto --dist worksteal
 
 ## Install the test dependencies and run the tests (REGISTRY_TEST_DATABASE_URL for PostgreSQL).
-test: install-test browser
+test: install-test browser prometheus
 	$(BIN)/pytest $(XDIST) --durations=20 $(PYTEST_ARGS)
 
 ## The inner loop: the tests that need only the app and the database (no browser, no processes).

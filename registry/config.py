@@ -162,6 +162,31 @@ class Defaults:
     METRICS_PORT = None
     METRICS_HOST = "0.0.0.0"  # noqa: S104 - Prometheus scrapes the pod's address
     WTF_CSRF_TIME_LIMIT = None
+    # Usage: each cluster's Prometheus (in production its Thanos querier), as a JSON object
+    # {"silver": "https://thanos-querier...:9091"} or "silver=https://...,gold=https://...".
+    # A cluster not named has no usage: its increases go to review. Empty: usage off.
+    USAGE_PROMETHEUS_URLS: dict = {}  # noqa: RUF012
+    # A bearer token for them (an OpenShift service account's, with cluster-monitoring-view),
+    # and a CA bundle to check their certificates with (None: the system's).
+    USAGE_PROMETHEUS_TOKEN = None
+    USAGE_PROMETHEUS_CA_FILE = None
+    # How long one query may take, and how long a product's usage is kept in each process.
+    USAGE_TIMEOUT_SECONDS = 2.0
+    USAGE_CACHE_SECONDS = 60
+    # The window of the average and the peak that the rules and the pages use.
+    USAGE_WINDOW_DAYS = 14
+    # Usage-based approval of quota increases (docs/day-two.md): an increase passes without
+    # review when every resource it raises is used: CPU or memory at least USED_SHARE of the
+    # current request on average over the window, storage above STORAGE_SHARE of its claim. A
+    # rise of more than MAX_RISE (0.5: +50 %) that ends above the small sizes always goes to
+    # review; metrics that cannot be read mean review. False: every increase is reviewed.
+    AUTO_APPROVE_USED_INCREASES = True
+    AUTO_APPROVE_USED_SHARE = 0.35
+    AUTO_APPROVE_STORAGE_SHARE = 0.8
+    AUTO_APPROVE_MAX_RISE = 0.5
+    AUTO_APPROVE_SMALL_CPU_CORES = 1.0
+    AUTO_APPROVE_SMALL_MEMORY_GIB = 2.0
+    AUTO_APPROVE_SMALL_STORAGE_GIB = 32.0
 
 
 def _parse(value: str):
@@ -246,6 +271,10 @@ def load(app, test_config=None) -> None:
             f" it is {per_hour!r}."
         )
     app.config["CONTACT_EMAIL_DOMAINS"] = email_domains(app.config["CONTACT_EMAIL_DOMAINS"])
+    try:
+        app.config["USAGE_PROMETHEUS_URLS"] = cluster_urls(app.config["USAGE_PROMETHEUS_URLS"])
+    except ValueError as exc:
+        raise RuntimeError(f"REGISTRY_USAGE_PROMETHEUS_URLS: {exc}") from None
     weak = [a for a in app.config["OIDC_ID_TOKEN_ALGORITHMS"] if a == "none" or a[:2] == "HS"]
     if weak:
         raise RuntimeError(
@@ -303,6 +332,21 @@ SECRET_KEY_MIN_BITS = 80
 # Words of placeholders and examples, that a key of random characters does not hold.
 PLACEHOLDERS = ("changeme", "change-me", "change_me", "replace-me", "replace_me", "replaceme",
                 "secret", "example", "default", "password", "placeholder", "insecure")  # fmt: skip
+
+
+def cluster_urls(value) -> dict[str, str]:
+    """{"silver": url} from a mapping, or from "silver=url,gold=url"."""
+    if isinstance(value, str):
+        pairs = [p.split("=", 1) for p in value.split(",") if p.strip()]
+        if any(len(p) != 2 for p in pairs):
+            raise ValueError('write it as {"silver": "https://..."} or silver=https://...')
+        value = {k.strip(): v.strip() for k, v in pairs}
+    if not isinstance(value, dict):
+        raise ValueError(f"a cluster name to a URL, not {value!r}")
+    for cluster, url in value.items():
+        if not str(url).startswith(("http://", "https://")):
+            raise ValueError(f"{cluster}: {url!r} is not an http(s) URL")
+    return {str(k): str(v) for k, v in value.items()}
 
 
 def weak_secret_key(key) -> str | None:

@@ -54,7 +54,7 @@ TESTS = pathlib.Path(__file__).parent
 # folder (tests/browser/, tests/processes/) or by the fixtures it uses, so one written in a
 # feature's folder that starts such a thing cannot land in the fast tier by mistake.
 BROWSER_FIXTURES = {"browser", "page"}
-PROCESS_FIXTURES = {"nats_server", "live_server", "oidc_provider", "gitops_remote"}
+PROCESS_FIXTURES = {"nats_server", "live_server", "oidc_provider", "prometheus"}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -739,3 +739,23 @@ def oidc_app(app, oidc_provider):
     oidc.init_app(app)
     security.configure_headers(app)  # the sign-out form may now go on to the provider
     return app
+
+
+@pytest.fixture
+def prometheus(app, tmp_path):
+    """A factory: ``prometheus(workloads)`` starts a real Prometheus holding their two weeks of
+    history and points the app's clusters at it. Stopped after the test."""
+    from tests.usage_source import Prometheus, binaries_or_skip
+
+    binaries_or_skip()
+    started = []
+
+    def start(workloads, clusters=("silver", "gold", "golddr")):
+        server = Prometheus(tmp_path / f"prometheus{len(started)}", free_port(), workloads)
+        started.append(server)
+        app.config["USAGE_PROMETHEUS_URLS"] = dict.fromkeys(clusters, server.url)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

@@ -205,9 +205,24 @@ def change(plate: str):
             changes=changes,
             verdict=verdict,
         )
+    justification = form.justification.data
+    if verdict.needs_review and verdict.increases and not justification:
+        form.justification.errors = [str(request_services.JustificationNeeded())]
+        return render(
+            "asking/change.html",
+            block="form",
+            status=422,
+            form=form,
+            product=product,
+            changes=changes,
+            verdict=verdict,
+        )
     try:
         req = _submit_once(
-            form, lambda: request_services.submit_edit(product, data, current_user, form.key)
+            form,
+            lambda: request_services.submit_edit(
+                product, data, current_user, form.key, justification=justification
+            ),
         )
     except request_services.TooManySubmissions as exc:
         # The change as it was checked, ready to be sent again later.

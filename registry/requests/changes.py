@@ -27,12 +27,15 @@ class Change:
     before: str
     after: str
     direction: int = 0
+    # A quota increase that measured usage supports: what was measured, in words.
+    measured: str = ""
 
     @property
     def sentence(self) -> str:
         if self.kind == "quota":
             verb = "goes up" if self.direction > 0 else "goes down"
-            return f"{self.label} {verb} from {self.before} to {self.after}"
+            said = f"{self.label} {verb} from {self.before} to {self.after}"
+            return f"{said} ({self.measured})" if self.measured else said
         if self.kind == "contact":
             return f"{self.label} changes from {self.before} to {self.after}"
         return f"{self.label} changes"
@@ -129,6 +132,14 @@ class Rule:
 
 RULES: tuple[Rule, ...] = (
     Rule(
+        "quota-increase-used",
+        lambda c: c.kind == "quota" and c.direction > 0 and bool(c.measured),
+        False,
+        "An increase of what is used (CPU or memory at 35 % or more of the request on average "
+        "over two weeks, storage above 80 % of its claims), by at most half or within the small "
+        "sizes, goes through; the figures are kept on the request.",
+    ),
+    Rule(
         "quota-increase",
         lambda c: c.kind == "quota" and c.direction > 0,
         True,
@@ -161,10 +172,21 @@ class Verdict:
 
     needs_review: bool
     reasons: tuple[str, ...]
+    # What measured usage said of the quota increases (usage.rules.Evidence.as_dict()), if any.
+    evidence: dict | None = None
+
+    @property
+    def increases(self) -> bool:
+        return bool(self.evidence and self.evidence["checks"])
 
     @property
     def summary(self) -> str:
-        head = "Needs review" if self.needs_review else "Approved automatically, no quota goes up"
+        if self.needs_review:
+            head = "Needs review"
+        elif self.evidence and self.evidence["passed"]:
+            head = "Approved automatically, measured usage supports the increase"
+        else:
+            head = "Approved automatically, no quota goes up"
         return f"{head}: {'; '.join(self.reasons)}."
 
 
@@ -172,14 +194,17 @@ def rule_for(change: Change) -> Rule:
     return next(rule for rule in RULES if rule.matches(change))
 
 
-def assess(changes: list[Change], automatic: bool = True) -> Verdict:
+def assess(changes: list[Change], automatic: bool = True, evidence: dict | None = None) -> Verdict:
     """Apply :data:`RULES` to an edit's changes. ``automatic=False`` (the setting
-    ``AUTO_APPROVE_EDITS``) sends every change to review."""
+    ``AUTO_APPROVE_EDITS``) sends every change to review. ``evidence``: what measured usage said
+    of the quota increases (their changes carry ``measured`` where it supports them)."""
     if not automatic:
         return Verdict(
-            True, ("automatic approval is turned off; a super admin reviews every change",)
+            True,
+            ("automatic approval is turned off; a super admin reviews every change",),
+            evidence,
         )
     reviewed = [c for c in changes if rule_for(c).needs_review]
     if reviewed:
-        return Verdict(True, tuple(c.sentence for c in reviewed))
-    return Verdict(False, tuple(c.sentence for c in changes))
+        return Verdict(True, tuple(c.sentence for c in reviewed), evidence)
+    return Verdict(False, tuple(c.sentence for c in changes), evidence)

@@ -300,8 +300,26 @@ CONTACT_EMAILS = ("product_owner-email", "primary_lead-email", "secondary_lead-e
 CONTACT_GROUPS = ("product_owner", "primary_lead", "secondary_lead")
 
 
+JUSTIFICATION_MAX = 1000
+
+
 class ChangeForm(ProductForm):
-    """A change to a live product: everything but the cluster, which never changes."""
+    """A change to a live product: everything but the cluster, which never changes. A quota
+    increase that goes to review also needs ``justification`` (asked on the check step)."""
+
+    justification_max = JUSTIFICATION_MAX
+
+    justification = TextAreaField(
+        "Why is more needed?",
+        filters=[lambda v: v.strip() if isinstance(v, str) else v],
+        validators=[
+            Optional(),
+            Length(
+                max=JUSTIFICATION_MAX,
+                message=f"Keep the reason to {JUSTIFICATION_MAX} characters or fewer.",
+            ),
+        ],
+    )
 
     def __init__(self, *args, product, **kwargs):
         super().__init__(*args, **kwargs)

@@ -139,6 +139,10 @@ class Request(db.Model):
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     decided_at: Mapped[datetime | None]
     decision_comment: Mapped[str | None] = mapped_column(Text)
+    # A quota increase: why the team needs it (asked when it goes to review), and what measured
+    # usage said of it when it was asked (registry/usage/rules.py: figures, window, verdict).
+    justification: Mapped[str | None] = mapped_column(Text)
+    usage_evidence: Mapped[dict | None] = mapped_column(JSON)
     # 1, then one more each time a super admin re-sends the request to the provisioner.
     attempt: Mapped[int] = mapped_column(default=1, server_default="1")
     # The one-time key of the form that made the request: the same form sent twice makes one.

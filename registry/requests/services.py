@@ -1,6 +1,7 @@
 """What people do with requests: ask for a product, a change, a deletion, or a product again;
 decide; cancel. All moves go through ``lifecycle``."""
 
+import dataclasses
 import math
 from datetime import timedelta
 
@@ -16,6 +17,8 @@ from ..products.models import ContactRole, Product, ProductContactHistory, Produ
 from ..reference import services as reference
 from ..reference.models import ENVIRONMENTS, QUOTA_KINDS
 from ..timeutil import age, utcnow
+from ..usage import namespaces as usage
+from ..usage import rules as usage_rules
 from . import changes
 from .lifecycle import note, transition
 from .models import ACTIVE_STATUSES, Request, RequestEvent, RequestStatus, RequestType
@@ -64,6 +67,14 @@ class ActiveRequestExists(RequestError):
             f"{request.product.name} already has an open request (#{request.id},"
             f" {request.type_label.lower()}, {request.status_label.lower()}); it must finish or"
             " be cancelled before another can be made."
+        )
+
+
+class JustificationNeeded(RequestError):
+    def __init__(self):
+        super().__init__(
+            "Say why more is needed: a quota increase that measured usage does not support is"
+            " reviewed, and the reviewer reads your reason beside the figures."
         )
 
 
@@ -229,11 +240,34 @@ def submit_again(
 
 
 def preview_edit(product: Product, data: product_services.ProductData):
-    """The changes an edit would make to the live product, and the path they would take."""
+    """The changes an edit would make to the live product, and the path they would take: a
+    quota increase is judged on the product's measured usage (registry/usage/rules.py)."""
     before = product_services.live_data(product)
     after = {**data.as_dict(), "cluster": product.cluster_name}  # the cluster never changes
     found = changes.diff(before, after)
-    return before, after, found, changes.assess(found, current_app.config["AUTO_APPROVE_EDITS"])
+    config = current_app.config
+    increases = [c.field for c in found if c.kind == "quota" and c.direction > 0]
+    evidence = None
+    if increases:
+        measured = usage.usage_of(product.licence_plate, product.cluster_name)
+        judged = usage_rules.judge(increases, before, after, measured, config)
+        evidence = judged.as_dict()
+        if config["AUTO_APPROVE_USED_INCREASES"]:
+            supported = {c.field: c.why for c in judged.checks if c.passed}
+            if judged.passed:
+                found = [
+                    dataclasses.replace(c, measured=supported[c.field])
+                    if c.field in supported
+                    else c
+                    for c in found
+                ]
+    verdict = changes.assess(found, config["AUTO_APPROVE_EDITS"], evidence)
+    if verdict.needs_review and increases:
+        # Why it waits, in the figures: shown before submit and on the timeline.
+        verdict = dataclasses.replace(
+            verdict, reasons=(*verdict.reasons, f"measured usage: {judged.summary}")
+        )
+    return before, after, found, verdict
 
 
 def submit_edit(
@@ -241,14 +275,21 @@ def submit_edit(
     data: product_services.ProductData,
     requester,
     submission_key: str | None = None,
+    justification: str | None = None,
 ) -> Request:
     """Ask for a change to a live product. Changes that the automatic-approval rules allow go
-    to the provisioner at once, with the rule on the timeline; the rest wait for review."""
+    to the provisioner at once, with the rule on the timeline; the rest wait for review. A quota
+    increase that waits needs a justification; the usage evidence is kept either way."""
     _require_state(product, RequestType.EDIT)
     before, after, found, verdict = preview_edit(product, data)
     if not found:
         raise NothingChanged()
+    justification = (justification or "").strip() or None
+    if verdict.needs_review and verdict.increases and not justification:
+        raise JustificationNeeded()
     request = _new_request(product, RequestType.EDIT, requester, before, after, submission_key)
+    request.justification = justification
+    request.usage_evidence = verdict.evidence
     if verdict.needs_review:
         transition(request, RequestStatus.PENDING, requester, note=verdict.summary)
     else:

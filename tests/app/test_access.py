@@ -781,11 +781,19 @@ def decided_by_whom(app):
         (admins["asked_before"], {"owner": ContactData("Tia", "Team", team.email)}),
         (team, {"secondary_lead": None}),
     ):
-        handover = request_services.submit_edit(product, changed(product, **what), actor)
+        handover = request_services.submit_edit(
+            product,
+            changed(product, **what),
+            actor,
+            justification="Two more services go live in March.",
+        )
         db.session.commit()
         provision(handover)
     increase = request_services.submit_edit(
-        product, changed(product, quotas={"prod": {"cpu": BIGGER_CPU}}), admins["submitted_it"]
+        product,
+        changed(product, quotas={"prod": {"cpu": BIGGER_CPU}}),
+        admins["submitted_it"],
+        justification="Two more services go live in March.",
     )
     db.session.commit()
     assert increase.is_pending

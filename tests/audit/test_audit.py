@@ -64,7 +64,10 @@ def test_an_approval_and_a_rejection_are_recorded_with_the_request_and_the_comme
 def test_an_approval_with_other_quotas_records_what_was_granted(client, owner, admin, other_admin):
     product = live_product(owner, other_admin)
     req = services.submit_edit(
-        product, changed(product, quotas={"prod": {"cpu": BIGGER_CPU}}), owner
+        product,
+        changed(product, quotas={"prod": {"cpu": BIGGER_CPU}}),
+        owner,
+        justification="Two more services go live in March.",
     )
     db.session.commit()
     builders.login(client, admin)

@@ -225,7 +225,9 @@ def lived_in(people: dict) -> list[tuple[str, str, tuple[str, ...]]]:
     data = ProductData.from_dict(live_data(product))
     data.quotas["prod"]["cpu"] = "cpu-request-1-limit-2"
     data.description = "Permits for harbour moorings, now with a public map."
-    edit = services.submit_edit(product, data, requester)
+    edit = services.submit_edit(
+        product, data, requester, justification="Two more services go live in March."
+    )
     db.session.commit()
     dead_letter_rules.dead_letter(
         "nats",

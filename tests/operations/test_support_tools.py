@@ -230,7 +230,9 @@ def lived(owner, admin):
         primary_lead=ContactData("Tam", "Lead", product.contacts[1].email),
         description="Changed.",
     )
-    change = services.submit_edit(product, data, owner)
+    change = services.submit_edit(
+        product, data, owner, justification="Two more services go live in March."
+    )
     db.session.commit()
     return create, change
 

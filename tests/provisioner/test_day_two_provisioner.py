@@ -60,7 +60,10 @@ def test_a_quota_decrease_applies_without_review_and_its_diff_is_in_git(
     [create_commit] = workflow_commits(gitops, create["workflow"])
 
     edit = services.submit_edit(
-        product, changed(product, quotas={"prod": {"cpu": "cpu-request-1-limit-2"}}), owner
+        product,
+        changed(product, quotas={"prod": {"cpu": "cpu-request-1-limit-2"}}),
+        owner,
+        justification="Two more services go live in March.",
     )
     db.session.commit()
     assert edit.is_auto_approved
@@ -88,7 +91,10 @@ def test_a_quota_increase_waits_for_review_then_applies(
     product = provisioned_product(owner, admin)
     plate, product_id = product.licence_plate, product.id
     edit = services.submit_edit(
-        product, changed(product, quotas={"dev": {"storage": "storage-16"}}), owner
+        product,
+        changed(product, quotas={"dev": {"storage": "storage-16"}}),
+        owner,
+        justification="Two more services go live in March.",
     )
     db.session.commit()
     assert edit.status == "pending"
@@ -163,7 +169,9 @@ def test_every_kind_of_message_passes_the_contract_check(
         provision(req)
         if action == "edit":
             data = changed(product, owner=ContactData("Nia", "New", "nia@example.com"))
-            req = services.submit_edit(product, data, owner)
+            req = services.submit_edit(
+                product, data, owner, justification="Two more services go live in March."
+            )
         else:
             req = services.submit_delete(product, owner, product.licence_plate)
             db.session.commit()

@@ -438,7 +438,9 @@ def _edit_request(product: Product, requester) -> Request:
     """A second request of a provisioned product: a quota increase, which waits for review."""
     data = ProductData.from_dict(live_data(product))
     data.quotas["prod"]["cpu"] = "cpu-request-2-limit-4"
-    edit = services.submit_edit(product, data, requester)
+    edit = services.submit_edit(
+        product, data, requester, justification="Two more services go live in March."
+    )
     db.session.commit()
     assert edit.status == S.PENDING
     return edit

@@ -83,6 +83,7 @@ def form_body(product: Product, **overrides) -> dict:
         for kind, option in quotas.items():
             body[f"{env}-{kind}"] = option
     body.update(overrides)
+    body.setdefault("justification", "Two more services go live in March.")
     return body
 
 
@@ -152,7 +153,10 @@ def test_the_product_state_follows_each_kind_of_request_through_every_step(owner
     ]
 
     edit = services.submit_edit(
-        product, changed(product, quotas={"prod": {"cpu": BIGGER_CPU}}), owner
+        product,
+        changed(product, quotas={"prod": {"cpu": BIGGER_CPU}}),
+        owner,
+        justification="Two more services go live in March.",
     )
     db.session.commit()
     assert product.status == P.CHANGE_PENDING
@@ -213,6 +217,7 @@ def test_the_product_page_shows_live_values_the_pending_change_and_every_request
         product,
         changed(product, quotas={"prod": {"cpu": BIGGER_CPU}}, description="Counting salmon."),
         owner,
+        justification="Two more services go live in March.",
     )
     db.session.commit()
     builders.login(client, owner)
@@ -300,7 +305,10 @@ def test_nothing_changed_is_said_and_makes_no_request(client, owner, admin):
 def test_a_second_request_is_refused_with_a_link_to_the_open_one(client, owner, admin):
     product = live_product(owner, admin)
     edit = services.submit_edit(
-        product, changed(product, quotas={"prod": {"cpu": BIGGER_CPU}}), owner
+        product,
+        changed(product, quotas={"prod": {"cpu": BIGGER_CPU}}),
+        owner,
+        justification="Two more services go live in March.",
     )
     db.session.commit()
     builders.login(client, owner)
@@ -374,20 +382,31 @@ def test_a_quota_decrease_is_approved_automatically_with_its_rule_on_the_timelin
     assert kinds == {"approved"}
 
 
-def test_any_quota_increase_waits_for_a_super_admin(owner, admin):
+def test_an_increase_without_measured_usage_waits_for_a_super_admin(owner, admin):
+    # No Prometheus is set in the test app: usage cannot be read, so every increase is reviewed,
+    # with the reason on the timeline and the (missing) evidence and the justification kept.
     product = live_product(owner, admin)
     data = changed(
         product,
         quotas={"prod": {"cpu": BIGGER_CPU}, "dev": {"memory": "memory-request-4-limit-8"}},
         owner=ContactData("Nia", "New", "nia.new@example.com"),
     )
-    edit = services.submit_edit(product, data, owner)
+    edit = services.submit_edit(
+        product, data, owner, justification="Two more services go live in March."
+    )
     db.session.commit()
     assert edit.status == S.PENDING
     assert edit.events[0].note == (
         "Needs review: dev memory goes up from 2 GiB, limit 4 GiB to 4 GiB, limit 8 GiB;"
-        " prod CPU goes up from 0.5 cores, limit 1.5 to 2 cores, limit 4."
+        " prod CPU goes up from 0.5 cores, limit 1.5 to 2 cores, limit 4;"
+        " measured usage: usage could not be read: no Prometheus is set for the silver cluster."
     )
+    assert edit.justification == "Two more services go live in March."
+    assert edit.usage_evidence["available"] is False and edit.usage_evidence["passed"] is False
+    assert [c["field"] for c in edit.usage_evidence["checks"]] == [
+        "namespaces.dev.memory",
+        "namespaces.prod.cpu",
+    ]
     kinds = set(
         db.session.scalars(select(OutboxEmail.kind).where(OutboxEmail.request_id == edit.id))
     )
@@ -400,7 +419,12 @@ def test_any_quota_increase_waits_for_a_super_admin(owner, admin):
 def test_the_setting_sends_every_change_to_review(app, owner, admin):
     app.config["AUTO_APPROVE_EDITS"] = False
     product = live_product(owner, admin)
-    edit = services.submit_edit(product, changed(product, description="Only words."), owner)
+    edit = services.submit_edit(
+        product,
+        changed(product, description="Only words."),
+        owner,
+        justification="Two more services go live in March.",
+    )
     db.session.commit()
     assert edit.status == S.PENDING
     assert "automatic approval is turned off" in edit.events[0].note
@@ -431,7 +455,10 @@ def test_the_rules_table_decides_the_path(owner, admin, what, needs_review):
 def test_a_super_admin_grants_other_quotas_with_a_reason_and_the_team_is_told(client, owner, admin):
     product = live_product(owner, admin)
     edit = services.submit_edit(
-        product, changed(product, quotas={"prod": {"cpu": "cpu-request-4-limit-8"}}), owner
+        product,
+        changed(product, quotas={"prod": {"cpu": "cpu-request-4-limit-8"}}),
+        owner,
+        justification="Two more services go live in March.",
     )
     db.session.commit()
     builders.login(client, admin)
@@ -496,7 +523,9 @@ def test_a_provisioned_edit_becomes_the_live_product(owner, admin):
         secondary_lead=None,
         quotas={"test": {"storage": "storage-1", "memory": SMALLER_MEMORY}},
     )
-    edit = services.submit_edit(product, data, owner)
+    edit = services.submit_edit(
+        product, data, owner, justification="Two more services go live in March."
+    )
     db.session.commit()
     assert edit.status == S.APPROVED
     assert product.name != "Salmon counts"  # not live until the provisioner says so
@@ -521,7 +550,10 @@ def test_a_contact_change_tells_the_old_and_the_new_contact(mail_app, smtp_sink,
     smtp_sink.messages.clear()
 
     edit = services.submit_edit(
-        product, changed(product, owner=ContactData("Nia", "New", "nia.new@example.com")), owner
+        product,
+        changed(product, owner=ContactData("Nia", "New", "nia.new@example.com")),
+        owner,
+        justification="Two more services go live in March.",
     )
     db.session.commit()
     assert edit.status == S.APPROVED  # contacts are the team's own: no review
@@ -583,7 +615,12 @@ def test_a_deleted_product_is_read_only_and_its_plate_is_kept(client, owner, adm
     for url in ("change", "delete", "request-again"):
         assert client.get(f"/products/{product.licence_plate}/{url}").status_code == 409
     with pytest.raises(services.WrongState):
-        services.submit_edit(product, changed(product, description="Back?"), owner)
+        services.submit_edit(
+            product,
+            changed(product, description="Back?"),
+            owner,
+            justification="Two more services go live in March.",
+        )
     assert (
         db.session.scalar(
             select(func.count())
@@ -737,7 +774,12 @@ def test_an_edit_decided_without_a_super_admin_is_refused_for_a_create(owner):
 
 def test_all_requests_filters_by_kind(client, owner, admin, support):
     product = live_product(owner, admin, name="Heron nests")
-    edit = services.submit_edit(product, changed(product, description="Nests by the river."), owner)
+    edit = services.submit_edit(
+        product,
+        changed(product, description="Nests by the river."),
+        owner,
+        justification="Two more services go live in March.",
+    )
     db.session.commit()
     builders.login(client, support)
     text = page(client, "/history?type=edit")
@@ -759,6 +801,7 @@ def test_a_new_contact_can_read_the_request_that_names_them(client, owner, admin
             quotas={"prod": {"cpu": BIGGER_CPU}},
         ),
         owner,
+        justification="Two more services go live in March.",
     )
     db.session.commit()
     builders.login(client, newcomer)

@@ -137,7 +137,9 @@ def test_a_refused_grant_keeps_the_chosen_quotas_and_grants_those(
 
     product = live_product(owner, admin)
     asked = changed(product, quotas={"prod": {"cpu": "cpu-request-4-limit-8"}})
-    edit = services.submit_edit(product, asked, owner)
+    edit = services.submit_edit(
+        product, asked, owner, justification="Two more services go live in March."
+    )
     db.session.commit()
     page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
     page.set_default_timeout(10_000)

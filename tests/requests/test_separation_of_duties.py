@@ -105,7 +105,9 @@ def test_a_contact_named_only_in_the_request_cannot_decide_it(client, owner, adm
         primary_lead=ContactData("Ada", "Admin", admin.email),
         quotas={"prod": {"cpu": BIGGER_CPU}},  # needs review
     )
-    req = services.submit_edit(product, data, owner)
+    req = services.submit_edit(
+        product, data, owner, justification="Two more services go live in March."
+    )
     db.session.commit()
     assert req.is_pending
     assert admin.email not in product.contact_emails
@@ -181,7 +183,10 @@ def built(requester, decider, **contacts):
 def increase(product, requester) -> Request:
     """A pending quota increase of ``product`` (it needs a super admin's decision)."""
     req = services.submit_edit(
-        product, changed(product, quotas={"prod": {"cpu": BIGGER_CPU}}), requester
+        product,
+        changed(product, quotas={"prod": {"cpu": BIGGER_CPU}}),
+        requester,
+        justification="Two more services go live in March.",
     )
     db.session.commit()
     assert req.is_pending
@@ -213,7 +218,10 @@ def test_a_super_admin_who_handed_the_product_on_cannot_approve_the_next_increas
     # The admin was the product owner and replaced themself through an automatic contact change.
     product = built(owner, other_admin, owner=ContactData("Ada", "Admin", admin.email))
     handover = services.submit_edit(
-        product, changed(product, owner=ContactData("Pat", "Owner", owner.email)), admin
+        product,
+        changed(product, owner=ContactData("Pat", "Owner", owner.email)),
+        admin,
+        justification="Two more services go live in March.",
     )
     db.session.commit()
     assert not handover.is_pending  # contact changes are approved automatically
@@ -232,7 +240,12 @@ def test_a_past_contact_cannot_decide_within_the_period_and_may_after_it(
         owner, other_admin, secondary_lead=ContactData("Ada", "Admin", admin.email)
     )
     # The team takes the admin off the product; the admin asked for nothing on it.
-    handover = services.submit_edit(product, changed(product, secondary_lead=None), owner)
+    handover = services.submit_edit(
+        product,
+        changed(product, secondary_lead=None),
+        owner,
+        justification="Two more services go live in March.",
+    )
     db.session.commit()
     provision(handover)
     req = increase(product, owner)

@@ -1,0 +1,141 @@
+"""A product's usage: for each of its namespaces, CPU, memory and storage now, on average and
+at peak over the window, read with the metric names clusters export (cAdvisor and the kubelet).
+Kept per process for ``USAGE_CACHE_SECONDS``; never raises: a product whose usage cannot be read
+gets :class:`Unmeasured` with the reason."""
+
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+
+from flask import current_app
+
+from ..reference.models import ENVIRONMENTS
+from ..timeutil import utcnow
+from .prometheus import Source, Unavailable
+
+GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One resource of one namespace: now, the window's average and its peak (cores or GiB),
+    and for storage what the claims hold (GiB)."""
+
+    now: float | None = None
+    average: float | None = None
+    peak: float | None = None
+    capacity: float | None = None
+
+
+@dataclass(frozen=True)
+class Measured:
+    """Every namespace of a product: ``namespaces[env][resource]`` (cpu, memory, storage)."""
+
+    cluster: str
+    window_days: int
+    measured_at: str
+    namespaces: dict[str, dict[str, Figures]] = field(default_factory=dict)
+    available: bool = True
+    reason: str = ""
+
+    def of(self, env: str, resource: str) -> Figures:
+        return self.namespaces.get(env, {}).get(resource, Figures())
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Unmeasured:
+    cluster: str
+    reason: str
+    available: bool = False
+
+    def of(self, env: str, resource: str) -> Figures:
+        return Figures()
+
+
+# What each figure is, in PromQL: sums per namespace of the plate's four namespaces. Containers
+# only (container!=""): cAdvisor also reports the pod's cgroup, which would count it twice.
+CPU = (
+    "sum by (namespace) (rate(container_cpu_usage_seconds_total"
+    '{{namespace=~"{ns}",container!=""}}[5m]))'
+)
+MEMORY = (
+    'sum by (namespace) (container_memory_working_set_bytes{{namespace=~"{ns}",container!=""}})'
+)
+STORAGE = 'sum by (namespace) (kubelet_volume_stats_used_bytes{{namespace=~"{ns}"}})'
+CLAIMED = 'sum by (namespace) (kubelet_volume_stats_capacity_bytes{{namespace=~"{ns}"}})'
+
+
+def queries(plate: str, window_days: int) -> dict[tuple[str, str], str]:
+    """(resource, figure) → PromQL for the product ``plate``."""
+    ns = f"{plate}-({'|'.join(ENVIRONMENTS)})"
+    window = f"[{window_days}d:1h]"
+    found = {}
+    for resource, expression in (("cpu", CPU), ("memory", MEMORY), ("storage", STORAGE)):
+        now = expression.format(ns=ns)
+        found[(resource, "now")] = now
+        found[(resource, "average")] = f"avg_over_time(({now}){window})"
+        found[(resource, "peak")] = f"max_over_time(({now}){window})"
+    found[("storage", "capacity")] = CLAIMED.format(ns=ns)
+    return found
+
+
+def source_for(cluster: str) -> Source | None:
+    url = current_app.config["USAGE_PROMETHEUS_URLS"].get(cluster)
+    if not url:
+        return None
+    return Source(
+        url,
+        token=current_app.config["USAGE_PROMETHEUS_TOKEN"],
+        ca_file=current_app.config["USAGE_PROMETHEUS_CA_FILE"],
+        timeout=float(current_app.config["USAGE_TIMEOUT_SECONDS"]),
+    )
+
+
+def measure(plate: str, cluster: str) -> Measured | Unmeasured:
+    """Read the product's usage from its cluster's Prometheus, now (no cache)."""
+    source = source_for(cluster)
+    if source is None:
+        return Unmeasured(cluster, f"no Prometheus is set for the {cluster} cluster")
+    window = int(current_app.config["USAGE_WINDOW_DAYS"])
+    values: dict[str, dict[str, dict[str, float]]] = {}
+    try:
+        for (resource, figure), promql in queries(plate, window).items():
+            for labels, value in source.query(promql):
+                env = labels.get("namespace", "").removeprefix(f"{plate}-")
+                scale = 1 if resource == "cpu" else GIB
+                values.setdefault(env, {}).setdefault(resource, {})[figure] = value / scale
+    except Unavailable as exc:
+        return Unmeasured(cluster, str(exc))
+    namespaces = {
+        env: {resource: Figures(**figures) for resource, figures in values[env].items()}
+        for env in ENVIRONMENTS
+        if env in values
+    }
+    return Measured(cluster, window, utcnow().isoformat(timespec="seconds"), namespaces)
+
+
+_lock = threading.Lock()
+
+
+def _kept() -> dict:
+    return current_app.extensions.setdefault("usage.kept", {})
+
+
+def usage_of(plate: str, cluster: str) -> Measured | Unmeasured:
+    """:func:`measure`, kept for ``USAGE_CACHE_SECONDS`` in this process."""
+    config = current_app.config
+    key = (plate, cluster, config["USAGE_PROMETHEUS_URLS"].get(cluster))
+    kept, now = _kept(), time.monotonic()
+    with _lock:
+        hit = kept.get(key)
+    if hit is not None and now - hit[0] < config["USAGE_CACHE_SECONDS"]:
+        return hit[1]
+    found = measure(plate, cluster)
+    with _lock:
+        if len(kept) > 10_000:
+            kept.clear()
+        kept[key] = (now, found)
+    return found

@@ -1,0 +1,176 @@
+"""Usage from a real Prometheus decides quota increases: two weeks of workload backfilled with
+promtool, served by a prometheus process, read with the metric names clusters export.
+
+An increase of what is used goes through and reaches provisioned with its evidence; one of what
+is idle waits for a super admin with the team's justification; a rise too large waits whatever
+the use; and with Prometheus away, increases wait and pages still render."""
+
+import pytest
+from sqlalchemy import func, select
+
+from registry.extensions import db
+from registry.products.models import Product
+from registry.requests import services
+from registry.requests.models import Request
+from registry.usage import namespaces as usage
+from tests import builders
+from tests.requests.test_day_two import changed, form_body, live_product, provision
+from tests.usage_source import Workload
+
+MORE_CPU = "cpu-request-1-limit-2"  # from 0.5 cores: +100 %, but within the small size (1 core)
+MORE_STORAGE = "storage-2"  # from 1 GiB
+REASON = "The spring intake doubles the traffic."
+
+
+def busy(plate: str) -> list[Workload]:
+    """prod uses 0.4 of its 0.5 cores and 0.9 of its 1 GiB volume; dev almost nothing."""
+    return [
+        Workload(f"{plate}-prod", cpu=0.4, memory_gib=1.5, storage_used_gib=0.9,
+                 storage_claim_gib=1.0),
+        Workload(f"{plate}-dev", cpu=0.02, memory_gib=0.1, storage_used_gib=0.05,
+                 storage_claim_gib=1.0),
+    ]  # fmt: skip
+
+
+def test_a_product_s_usage_is_read_from_prometheus(app, prometheus, owner, admin):
+    product = live_product(owner, admin)
+    prometheus(busy(product.licence_plate))
+    found = usage.measure(product.licence_plate, "silver")
+    assert found.available, found
+    prod = found.namespaces["prod"]
+    # The history's averages, within what a daily rhythm sampled hourly leaves.
+    assert prod["cpu"].average == pytest.approx(0.4, rel=0.1)
+    assert prod["memory"].average == pytest.approx(1.5, rel=0.1)
+    assert prod["cpu"].peak == pytest.approx(0.52, rel=0.1)  # +30 % at the day's busiest
+    assert prod["storage"].now == pytest.approx(0.9) and prod["storage"].capacity == 1.0
+    assert found.namespaces["dev"]["cpu"].average == pytest.approx(0.02, rel=0.1)
+    assert set(found.namespaces) == {"prod", "dev"}  # tools and test run nothing
+    assert found.window_days == 14
+
+
+def test_an_increase_of_what_is_used_is_approved_automatically_with_its_evidence(
+    app, prometheus, owner, admin
+):
+    product = live_product(owner, admin)
+    prometheus(busy(product.licence_plate))
+    data = changed(product, quotas={"prod": {"cpu": MORE_CPU, "storage": MORE_STORAGE}})
+    edit = services.submit_edit(product, data, owner)  # no justification needed
+    db.session.commit()
+
+    assert edit.is_auto_approved and edit.justification is None
+    evidence = edit.usage_evidence
+    assert evidence["passed"] and evidence["available"] and evidence["window_days"] == 14
+    checks = {c["field"]: c for c in evidence["checks"]}
+    assert set(checks) == {"namespaces.prod.cpu", "namespaces.prod.storage"}
+    assert checks["namespaces.prod.cpu"]["used"] == pytest.approx(0.4, rel=0.1)
+    assert checks["namespaces.prod.cpu"]["limit"] == pytest.approx(0.175)
+    assert checks["namespaces.prod.storage"]["used"] == pytest.approx(0.9)
+    note = edit.events[0].note
+    assert note.startswith("Approved automatically, measured usage supports the increase:")
+    assert "prod CPU: 0.4 cores used on average over 14 days of 0.5 requested" in note
+    assert "prod storage: 0.9 GiB used of 1 GiB claimed (90%; above 80%)" in note
+
+
+def test_an_increase_of_what_is_idle_waits_with_its_justification(
+    app, client, prometheus, owner, admin
+):
+    product = live_product(owner, admin)
+    prometheus(busy(product.licence_plate))
+    data = changed(product, quotas={"dev": {"cpu": MORE_CPU}})
+    with pytest.raises(services.JustificationNeeded):
+        services.submit_edit(product, data, owner)
+    db.session.rollback()
+    product = db.session.get(Product, product.id)
+
+    edit = services.submit_edit(product, data, owner, justification=REASON)
+    db.session.commit()
+    assert edit.status == "pending" and edit.justification == REASON
+    [check] = edit.usage_evidence["checks"]
+    assert not check["passed"] and check["used"] == pytest.approx(0.02, rel=0.1)
+    assert "dev CPU: 0.02 cores used on average over 14 days of 0.5 requested (4%; under 35%)" in (
+        edit.events[0].note
+    )
+
+    # The reviewer reads the reason beside the figures, on the queue and the request page.
+    builders.login(client, admin)
+    for page in ("/admin/queue", f"/requests/{edit.id}"):
+        html = client.get(page).get_data(as_text=True)
+        assert REASON in html, page
+        assert "0.02 cores used on average over 14 days" in html, page
+
+
+def test_a_rise_beyond_half_and_the_small_sizes_waits_however_busy(app, prometheus, owner, admin):
+    product = live_product(owner, admin)
+    prometheus(busy(product.licence_plate))
+    data = changed(product, quotas={"prod": {"cpu": "cpu-request-2-limit-4"}})
+    edit = services.submit_edit(product, data, owner, justification=REASON)
+    db.session.commit()
+    assert edit.status == "pending"
+    [check] = edit.usage_evidence["checks"]
+    assert check["why"] == "prod CPU rises by 300%, more than 50% and beyond 1 cores"
+
+
+def test_with_prometheus_away_increases_wait_and_pages_still_render(
+    app, client, prometheus, owner, admin
+):
+    product = live_product(owner, admin)
+    server = prometheus(busy(product.licence_plate))
+    server.stop()
+    data = changed(product, quotas={"prod": {"cpu": MORE_CPU}})
+    edit = services.submit_edit(product, data, owner, justification=REASON)
+    db.session.commit()
+    assert edit.status == "pending"
+    assert edit.usage_evidence["available"] is False
+    assert edit.usage_evidence["reason"].startswith("Prometheus could not be reached")
+
+    builders.login(client, owner)
+    plate = product.licence_plate
+    assert client.get(f"/products/{plate}").status_code == 200
+    assert client.get(f"/requests/{edit.id}").status_code == 200
+
+
+def test_the_setting_turns_usage_approval_off(app, prometheus, owner, admin):
+    app.config["AUTO_APPROVE_USED_INCREASES"] = False
+    product = live_product(owner, admin)
+    prometheus(busy(product.licence_plate))
+    data = changed(product, quotas={"prod": {"cpu": MORE_CPU}})
+    edit = services.submit_edit(product, data, owner, justification=REASON)
+    db.session.commit()
+    assert edit.status == "pending"
+    assert edit.usage_evidence["passed"] is True  # the figures are kept all the same
+    assert db.session.get(Request, edit.id).justification == REASON
+
+
+def test_the_change_form_asks_why_only_when_the_increase_waits(
+    app, client, prometheus, owner, admin
+):
+    product = live_product(owner, admin)
+    prometheus(busy(product.licence_plate))
+    plate = product.licence_plate
+    builders.login(client, owner)
+    url = f"/products/{plate}/change"
+
+    # Used: the check step says it goes through, asks for no reason, and it does.
+    body = form_body(product, **{"prod-cpu": MORE_CPU}, justification="", confirmed="")
+    check = builders.post(client, url, body).get_data(as_text=True)
+    assert "measured usage supports every increase" in check
+    assert 'name="justification"' not in check
+    sent = builders.post(client, url, {**body, "confirmed": "yes"})
+    assert sent.status_code == 303
+    [edit] = db.session.scalars(select(Request).where(Request.type == "edit")).all()
+    assert edit.is_auto_approved
+    provision(edit)
+
+    # Idle: the check step asks why; sent without a reason it comes back with the question.
+    product = db.session.get(Product, product.id)
+    body = form_body(product, **{"dev-cpu": MORE_CPU}, justification="", confirmed="")
+    check = builders.post(client, url, body).get_data(as_text=True)
+    assert 'name="justification"' in check and "dev CPU: 0.02 cores used on average" in check
+    refused = builders.post(client, url, {**body, "confirmed": "yes"})
+    assert refused.status_code == 422
+    assert "Say why more is needed" in refused.get_data(as_text=True)
+    assert db.session.scalar(select(func.count()).select_from(Request)) == 2  # nothing new
+    sent = builders.post(client, url, {**body, "confirmed": "yes", "justification": REASON})
+    assert sent.status_code == 303
+    waiting = db.session.scalars(select(Request).order_by(Request.id.desc())).first()
+    assert waiting.status == "pending" and waiting.justification == REASON
