@@ -32,8 +32,13 @@ class Workload:
     storage_claim_gib: float = 0.0
 
 
+# What the cluster's nodes can give (kube-state-metrics): cores and GiB, over two nodes.
+ALLOCATABLE = (48.0, 192.0)
+
+
 def openmetrics(workloads: list[Workload], end: float, days: int = 14, step: int = 120) -> str:
-    """The history of ``workloads`` up to ``end`` (epoch seconds), one sample each ``step``."""
+    """The history of ``workloads`` up to ``end`` (epoch seconds), one sample each ``step``,
+    and the nodes' allocatable CPU and memory (:data:`ALLOCATABLE`)."""
     start = end - days * DAY
     times = [start + i * step for i in range(int((end - start) // step) + 1)]
 
@@ -66,6 +71,13 @@ def openmetrics(workloads: list[Workload], end: float, days: int = 14, step: int
                 ("kubelet_volume_stats_capacity_bytes", w.storage_claim_gib),
             ):
                 families[name] += [f"{name}{{{volume}}} {gib * GIB:.0f} {t:.0f}" for t in times]
+    cpu, memory = ALLOCATABLE
+    families["kube_node_status_allocatable"] = [
+        f'kube_node_status_allocatable{{node="node-{n}",resource="{resource}"}} {value:.0f} {t:.0f}'
+        for n in (1, 2)
+        for resource, value in (("cpu", cpu / 2), ("memory", memory / 2 * GIB))
+        for t in times[-30:]
+    ]
     lines = [row for rows in families.values() for row in rows]
     return "\n".join([*lines, "# EOF", ""])
 

@@ -2,8 +2,11 @@
 in ``registry.wiring``): each product's open request on My products; the requests, the open one
 and the change it would make, and a page of the history on the product page."""
 
+from flask import current_app
+
 from ..extensions import db
 from ..products.models import Product
+from ..usage import namespaces as usage
 from . import changes, queries
 from .models import RequestStatus, RequestType
 
@@ -18,6 +21,16 @@ def detail(product: Product, page: int = 1) -> dict:
         "history": queries.product_history(product.id, page),
         **product_page(product, requests),
     }
+
+
+def _usage(product: Product, built: bool) -> dict | None:
+    """The product page's usage: None when usage is off or nothing runs; else what was measured
+    (or why it could not be) and a row per namespace and resource."""
+    if not built or product.status == "deleted" or not current_app.config["USAGE_PROMETHEUS_URLS"]:
+        return None
+    measured = usage.usage_of(product.licence_plate, product.cluster_name)
+    rows = usage.rows(product.sorted_namespaces, measured) if measured.available else []
+    return {"measured": measured, "rows": rows}
 
 
 def product_page(product: Product, requests: list) -> dict:
@@ -37,6 +50,7 @@ def product_page(product: Product, requests: list) -> dict:
     )
     last_create = next((r for r in requests if r.type == RequestType.CREATE), None)
     return {
+        "usage": _usage(product, built),
         "requests": requests,
         "active": active,
         "pending_changes": pending_changes,

@@ -8,6 +8,7 @@ from ..inputs import int_arg, int_args
 from ..pagination import page_number
 from ..reference import services as reference
 from ..reference.models import ENVIRONMENTS, QUOTA_KINDS
+from ..usage import clusters as usage_clusters
 from . import queries
 from . import services as request_services
 
@@ -20,7 +21,14 @@ QUEUE = "review/queue.html"
 # What a queue item's template calls: why the signed-in super admin may not decide an item
 # (separation of duties), or None. The item shows no quota lists: the grant form, loaded when
 # opened, reads the quota options itself.
-QUEUE_ITEM = {"decision_blocker": request_services.decision_blocker}
+# And the cluster's headroom beside a quota increase (None when usage is off).
+def _headroom(cluster: str):
+    if not current_app.config["USAGE_PROMETHEUS_URLS"]:
+        return None
+    return usage_clusters.headroom(cluster)
+
+
+QUEUE_ITEM = {"decision_blocker": request_services.decision_blocker, "headroom": _headroom}
 
 
 def _queue_page(**context):

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 
 from flask import current_app
 
+from ..reference import quotas
 from ..reference.models import ENVIRONMENTS
 from ..timeutil import utcnow
 from .prometheus import Source, Unavailable
@@ -138,4 +139,42 @@ def usage_of(plate: str, cluster: str) -> Measured | Unmeasured:
         if len(kept) > 10_000:
             kept.clear()
         kept[key] = (now, found)
+    return found
+
+
+@dataclass(frozen=True)
+class Row:
+    """One resource of one namespace on the product page: its quota and what it uses."""
+
+    namespace: str
+    resource: str
+    label: str
+    unit: str
+    requested: float
+    figures: Figures
+
+    @property
+    def average_share(self) -> float | None:
+        if self.figures.average is None or not self.requested:
+            return None
+        return self.figures.average / self.requested
+
+    @property
+    def peak_share(self) -> float | None:
+        if self.figures.peak is None or not self.requested:
+            return None
+        return self.figures.peak / self.requested
+
+
+RESOURCES = (("cpu", "CPU", "cores"), ("memory", "Memory", "GiB"), ("storage", "Storage", "GiB"))
+
+
+def rows(namespaces, measured: Measured) -> list[Row]:
+    """``namespaces``: the product's live namespaces (environment, name, quota options)."""
+    found = []
+    for ns in namespaces:
+        for resource, label, unit in RESOURCES:
+            requested = quotas.size(getattr(ns, resource))[0]
+            figures = measured.of(ns.environment, resource)
+            found.append(Row(ns.name, resource, label, unit, requested, figures))
     return found

@@ -69,7 +69,7 @@ FEATURES = {
     "audit": set(),
     "auth": {"audit"},
     "products": {"auth", "reference"},
-    "usage": {"reference"},
+    "usage": {"products", "reference"},
     "requests": {"audit", "auth", "products", "reference", "usage"},
     "metrics": {"requests"},
     "notifications": {"audit", "auth", "metrics", "reference"},

@@ -5,6 +5,8 @@ An increase of what is used goes through and reaches provisioned with its eviden
 is idle waits for a super admin with the team's justification; a rise too large waits whatever
 the use; and with Prometheus away, increases wait and pages still render."""
 
+import re
+
 import pytest
 from sqlalchemy import func, select
 
@@ -97,6 +99,11 @@ def test_an_increase_of_what_is_idle_waits_with_its_justification(
         html = client.get(page).get_data(as_text=True)
         assert REASON in html, page
         assert "0.02 cores used on average over 14 days" in html, page
+    # And on the card, the cluster's headroom: its nodes' 48 cores and 192 GiB, less what the
+    # live product holds (four namespaces of 0.5 cores and 2 GiB).
+    queue = client.get("/admin/queue").get_data(as_text=True)
+    assert "Headroom on silver: <strong>46.0 of 48.0 cores</strong>" in queue
+    assert "<strong>184 of 192 GiB</strong>" in queue
 
 
 def test_a_rise_beyond_half_and_the_small_sizes_waits_however_busy(app, prometheus, owner, admin):
@@ -174,3 +181,31 @@ def test_the_change_form_asks_why_only_when_the_increase_waits(
     assert sent.status_code == 303
     waiting = db.session.scalars(select(Request).order_by(Request.id.desc())).first()
     assert waiting.status == "pending" and waiting.justification == REASON
+
+
+def test_the_product_page_shows_what_each_namespace_uses(app, client, prometheus, owner, admin):
+    product = live_product(owner, admin)
+    plate = product.licence_plate
+    server = prometheus(busy(plate))
+    builders.login(client, owner)
+    html = client.get(f"/products/{plate}").get_data(as_text=True)
+    section = html[html.index('id="usage"') : html.index("<h2>Requests</h2>")]
+    assert f"<code>{plate}-prod</code>" in section
+    # prod CPU: 0.5 requested, about 0.4 used on average: a gauge near 80 %.
+    row = section[section.index(f"<code>{plate}-prod</code>") :]
+    row = row[: row.index("</tr>")]
+    assert re.search(r'aria-label="(7[6-9]|8[0-4])% on average', row), row
+    assert "nothing measured" in section  # tools and test run nothing
+
+    # Prometheus away: the page still answers, and says why there is no usage.
+    server.stop()
+    app.extensions.pop("usage.kept", None)  # as after USAGE_CACHE_SECONDS
+    html = client.get(f"/products/{plate}").get_data(as_text=True)
+    assert "Usage not available (Prometheus could not be reached" in html
+
+
+def test_without_a_prometheus_the_product_page_has_no_usage_section(app, client, owner, admin):
+    product = live_product(owner, admin)
+    builders.login(client, owner)
+    html = client.get(f"/products/{product.licence_plate}").get_data(as_text=True)
+    assert 'id="usage"' not in html
