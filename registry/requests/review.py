@@ -184,3 +184,7 @@ def _with_error(request_id: int, message: str, comment: str, status: int, grante
         **options,
     )
     return render(QUEUE, status=status, **context)
+
+
+# Its command, registered on this blueprint (it needs the blueprint, so it comes last).
+from . import replay  # noqa: E402, F401

@@ -30,6 +30,7 @@ class Check:
     limit: float | None  # what it is compared with: a share of the request, or of the claims
     passed: bool
     why: str
+    claimed: float | None = None  # storage: what the claims hold (GiB)
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def check(env: str, resource: str, before: str, after: str, usage, config) -> Ch
         verdict = "above" if passed else "not above"
         return Check(field, env, resource, current, asked, used, limit, passed,
                      f"{name}: {_fmt(used)} GiB used of {_fmt(claimed)} GiB claimed "
-                     f"({used / claimed:.0%}; {verdict} {share:.0%})")  # fmt: skip
+                     f"({used / claimed:.0%}; {verdict} {share:.0%})", claimed)  # fmt: skip
     share = float(config["AUTO_APPROVE_USED_SHARE"])
     used, limit = figures.average, share * current
     if used is None:
@@ -120,3 +121,26 @@ def judge(increases, before: dict, after: dict, usage: Measured | Unmeasured, co
         measured_at=getattr(usage, "measured_at", None),
         checks=tuple(checks),
     )
+
+
+def would_pass(evidence: dict, config) -> bool | None:
+    """Would the increase kept with ``evidence`` pass under the thresholds of ``config``? From
+    the stored figures alone, without Prometheus; None if its usage could not be read then."""
+    if not evidence.get("available") or not evidence.get("checks"):
+        return None
+    for c in evidence["checks"]:
+        resource, current, asked, used = c["resource"], c["current"], c["asked"], c["used"]
+        if resource not in UNITS:
+            return False
+        rise = (asked - current) / current if current else float("inf")
+        if rise > float(config["AUTO_APPROVE_MAX_RISE"]) and asked > float(config[SMALL[resource]]):
+            return False
+        if used is None:
+            return False
+        if resource == "storage":
+            claimed = c.get("claimed")
+            if not claimed or used <= float(config["AUTO_APPROVE_STORAGE_SHARE"]) * claimed:
+                return False
+        elif used < float(config["AUTO_APPROVE_USED_SHARE"]) * current:
+            return False
+    return True

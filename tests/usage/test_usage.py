@@ -209,3 +209,30 @@ def test_without_a_prometheus_the_product_page_has_no_usage_section(app, client,
     builders.login(client, owner)
     html = client.get(f"/products/{product.licence_plate}").get_data(as_text=True)
     assert 'id="usage"' not in html
+
+
+def test_replay_counts_what_other_thresholds_would_have_passed(
+    app, runner, prometheus, owner, admin
+):
+    product = live_product(owner, admin)
+    prometheus(busy(product.licence_plate))
+    used = services.submit_edit(
+        product, changed(product, quotas={"prod": {"storage": MORE_STORAGE}}), owner
+    )
+    db.session.commit()
+    provision(used)
+    product = db.session.get(Product, product.id)
+    services.submit_edit(
+        product, changed(product, quotas={"dev": {"cpu": MORE_CPU}}), owner, justification=REASON
+    )
+    db.session.commit()
+
+    as_set = runner.invoke(args=["review", "replay-usage"])
+    assert as_set.exit_code == 0, as_set.output
+    assert "2 increases with usage evidence: 1 passed when asked; 1 would pass" in as_set.output
+    # dev uses 4 % of its CPU: a 3 % threshold lets it through; storage at 90 % fails a 95 % one.
+    looser = runner.invoke(args=["review", "replay-usage", "--used-share", "0.03"])
+    assert "1 passed when asked; 2 would pass" in looser.output
+    stricter = runner.invoke(args=["review", "replay-usage", "--storage-share", "0.95"])
+    assert "1 passed when asked; 0 would pass" in stricter.output
+    assert "storage share 0.95" in stricter.output
