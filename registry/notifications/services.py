@@ -29,6 +29,7 @@ SUBJECTS = {
     "failed": "Provisioning failed: {name} ({plate})",
     "stuck": "Stuck: {name} ({plate})",
     "comment": "New comment: {name} ({plate})",
+    "increase_approved": "For your information, an increase approved on usage: {name} ({plate})",
     ("received", "edit"): "Change requested: {name} ({plate})",
     ("received", "delete"): "Deletion requested: {name} ({plate})",
     ("awaiting_review", "edit"): "Change awaiting your review: {name} ({plate})",
@@ -113,8 +114,11 @@ def request_moved(request, event) -> None:
             queue_url=public_url("review.queue"),
         )
     elif to == "approved" and event.from_status is None:
-        # An edit the automatic-approval rules let through: one email, with the rule.
+        # An edit the automatic-approval rules let through: one email, with the rule; and the
+        # super admins hear of a quota increase that measured usage let through.
         enqueue("approved", team_addresses(request), request, note=event.note)
+        if (request.usage_evidence or {}).get("passed"):
+            enqueue("increase_approved", reviewer_addresses(), request, note=event.note)
     elif to == "approved" and event.from_status == "pending":
         enqueue("approved", team_addresses(request), request)
     elif to in ("rejected", "cancelled"):

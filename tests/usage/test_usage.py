@@ -236,3 +236,41 @@ def test_replay_counts_what_other_thresholds_would_have_passed(
     stricter = runner.invoke(args=["review", "replay-usage", "--storage-share", "0.95"])
     assert "1 passed when asked; 0 would pass" in stricter.output
     assert "storage share 0.95" in stricter.output
+
+
+def test_the_super_admins_hear_of_an_increase_approved_on_usage(app, prometheus, owner, admin):
+    from registry.outbox.models import OutboxEmail
+
+    product = live_product(owner, admin)
+    prometheus(busy(product.licence_plate))
+    edit = services.submit_edit(
+        product, changed(product, quotas={"prod": {"cpu": MORE_CPU}}), owner
+    )
+    db.session.commit()
+    emails = {
+        e.kind: e
+        for e in db.session.scalars(select(OutboxEmail).where(OutboxEmail.request_id == edit.id))
+    }
+    assert set(emails) == {"approved", "increase_approved"}
+    fyi = emails["increase_approved"]
+    assert "admin@example.com" in fyi.recipients and owner.email not in fyi.recipients
+    assert "For your information, an increase approved on usage" in fyi.subject
+    assert "prod CPU: 0.4 cores used on average over 14 days" in fyi.body_text
+
+
+def test_the_reviewers_email_carries_the_reason(app, prometheus, owner, admin):
+    from registry.outbox.models import OutboxEmail
+
+    product = live_product(owner, admin)
+    prometheus(busy(product.licence_plate))
+    edit = services.submit_edit(
+        product, changed(product, quotas={"dev": {"cpu": MORE_CPU}}), owner, justification=REASON
+    )
+    db.session.commit()
+    review = db.session.scalars(
+        select(OutboxEmail).where(
+            OutboxEmail.request_id == edit.id, OutboxEmail.kind == "awaiting_review"
+        )
+    ).one()
+    assert f'Why more is needed: "{REASON}"' in review.body_text
+    assert "dev CPU: 0.02 cores used on average" in review.body_text
