@@ -5,7 +5,9 @@ import logging
 import signal
 import sys
 import threading
+import time
 
+from . import workload
 from .settings import Settings
 from .worker import ProvisionerWorker
 
@@ -26,9 +28,20 @@ def main() -> int:
     worker = ProvisionerWorker(settings)
     worker.start()
     log.info("Provisioner running; GitOps repository %s. Ctrl-C to stop.", worker.repo.path)
+    metrics = None
+    if settings.config["PROVISIONER_METRICS_PORT"]:
+        metrics = workload.MetricsServer(
+            worker.repo,
+            time.time,
+            settings.config["PROVISIONER_METRICS_HOST"],
+            int(settings.config["PROVISIONER_METRICS_PORT"]),
+        ).start()
+        log.info("Simulated workload of its namespaces at %s", metrics.url)
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     with contextlib.suppress(KeyboardInterrupt):
         stopped.wait()
+    if metrics is not None:
+        metrics.stop()
     worker.stop()
     return 0

@@ -26,6 +26,10 @@ DEFAULTS = {
     # Rules that make a chosen step fail, e.g. [{"step": "manifests_committed",
     # "match": "^[a-f0-9]{6} Broken"}] (matched against "<licence plate> <display name>").
     "PROVISIONER_FAIL_RULES": [],
+    # Serve the simulated workload of the namespaces it created (provisioner/workload.py) on
+    # this port at /metrics, for a Prometheus to scrape; None: off.
+    "PROVISIONER_METRICS_PORT": None,
+    "PROVISIONER_METRICS_HOST": "127.0.0.1",
     "LOG_LEVEL": "INFO",
     "LOG_FORMAT": "text",
 }

@@ -5,6 +5,7 @@ import secrets
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 import click
@@ -19,6 +20,7 @@ from .extensions import db
 from .metrics import server as metrics_server
 from .provisioning import embedded as embedded_nats
 from .reference import services as reference
+from .usage import local as usage_local
 
 DEMO_ACCOUNTS = [
     ("owner@example.com", "Olivia Owner", Role.USER),
@@ -48,6 +50,33 @@ def ensure_demo_accounts() -> list[tuple[str, str, str]]:
         printed.append((email, password, role.label))
     db.session.commit()
     return printed
+
+
+def _local_usage(app, worker):
+    """Usage for the demo: the provisioner's simulated workload, scraped by a Prometheus on this
+    machine, when Debian's ``prometheus`` is installed and no cluster's Prometheus is set."""
+    if app.config["USAGE_PROMETHEUS_URLS"]:
+        click.echo(f"Usage:    {', '.join(app.config['USAGE_PROMETHEUS_URLS'])} (as set)")
+        return None
+    # The reference side's simulated workload, for development only (as the provisioner is).
+    from provisioner import workload
+
+    metrics = workload.MetricsServer(worker.repo, time.time).start()
+    url = usage_local.start(
+        Path(app.instance_path), f"127.0.0.1:{metrics.port}", embedded_nats.free_port()
+    )
+    if url is None:
+        metrics.stop()
+        click.echo(
+            "Usage:    off. Install Debian's prometheus (make prometheus) and start again,"
+            " or set REGISTRY_USAGE_PROMETHEUS_URLS."
+        )
+        return None
+    app.config["USAGE_PROMETHEUS_URLS"] = {
+        c.name: url for c in reference.requestable_clusters(include_lab=True)
+    }
+    click.echo(f"Usage:    {url} scraping the provisioner's simulated workload ({metrics.url})")
+    return metrics
 
 
 def register(app) -> None:
@@ -86,7 +115,7 @@ def register(app) -> None:
         if app.config["DEV_MAILBOX"]:
             click.echo(f"Mailbox:  http://{host}:{port}/dev/mailbox")
         wiring.start(app)
-        worker = None
+        worker = metrics = None
         if provisioner:
             # The reference provisioner, in this process for development: a separate system,
             # with its own settings (REGISTRY_PROVISIONER_* from the environment, as here).
@@ -95,6 +124,7 @@ def register(app) -> None:
             worker = ProvisionerWorker(app)
             worker.start()
             click.echo(f"Provisioner: GitOps repository {worker.repo.path}")
+            metrics = _local_usage(app, worker)
         else:
             click.echo(
                 f"Play the provisioner: REGISTRY_NATS_URL={app.config['NATS_URL']}"
@@ -106,6 +136,8 @@ def register(app) -> None:
         finally:
             # Stopped while the nats-server still runs (atexit stops it later): a relay
             # waiting for its next poll is woken, not waited for.
+            if metrics is not None:
+                metrics.stop()
             if worker is not None:
                 worker.stop()
             wiring.stop()

@@ -750,8 +750,9 @@ def prometheus(app, tmp_path):
     binaries_or_skip()
     started = []
 
-    def start(workloads, clusters=("silver", "gold", "golddr")):
-        server = Prometheus(tmp_path / f"prometheus{len(started)}", free_port(), workloads)
+    def start(workloads, clusters=("silver", "gold", "golddr"), scrape=None):
+        root = tmp_path / f"prometheus{len(started)}"
+        server = Prometheus(root, free_port(), workloads, scrape)
         started.append(server)
         app.config["USAGE_PROMETHEUS_URLS"] = dict.fromkeys(clusters, server.url)
         return server

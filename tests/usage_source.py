@@ -77,6 +77,7 @@ def openmetrics(workloads: list[Workload], end: float, days: int = 14, step: int
         for n in (1, 2)
         for resource, value in (("cpu", cpu / 2), ("memory", memory / 2 * GIB))
         for t in times[-30:]
+        if workloads  # a history without workloads is one that a live exporter fills
     ]
     lines = [row for rows in families.values() for row in rows]
     return "\n".join([*lines, "# EOF", ""])
@@ -85,20 +86,26 @@ def openmetrics(workloads: list[Workload], end: float, days: int = 14, step: int
 class Prometheus:
     """``prometheus`` serving a TSDB that ``promtool`` filled with ``workloads``' history."""
 
-    def __init__(self, root: Path, port: int, workloads: list[Workload]):
+    def __init__(self, root: Path, port: int, workloads: list[Workload], scrape: str | None = None):
         self.root, self.port = root, port
         self.url = f"http://127.0.0.1:{port}"
         self.data = root / "tsdb"
         self.data.mkdir(parents=True, exist_ok=True)
         history = root / "history.om"
         history.write_text(openmetrics(workloads, end=time.time()))
+        config = "global:\n  scrape_interval: 15s\n"
+        if scrape:  # a live exporter, scraped every second
+            config += (
+                "scrape_configs:\n  - job_name: live\n    scrape_interval: 1s\n"
+                f'    static_configs:\n      - targets: ["{scrape}"]\n'
+            )
+        (root / "prometheus.yml").write_text(config)
         subprocess.run(  # noqa: S603 - Debian's promtool, fixed arguments
             # Week-long blocks: promtool's default of two hours made 168 of them, in 8 s.
             [shutil.which("promtool"), "tsdb", "create-blocks-from", "openmetrics",
              "--max-block-duration=168h", str(history), str(self.data)],
             check=True, capture_output=True, timeout=120,
         )  # fmt: skip
-        (root / "prometheus.yml").write_text("global:\n  scrape_interval: 15s\n")
         self.process = None
         self.start()
 

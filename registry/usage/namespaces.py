@@ -72,7 +72,8 @@ CLAIMED = 'sum by (namespace) (kubelet_volume_stats_capacity_bytes{{namespace=~"
 def queries(plate: str, window_days: int) -> dict[tuple[str, str], str]:
     """(resource, figure) → PromQL for the product ``plate``."""
     ns = f"{plate}-({'|'.join(ENVIRONMENTS)})"
-    window = f"[{window_days}d:1h]"
+    # Five-minute points: a namespace a few minutes old has an average already.
+    window = f"[{window_days}d:5m]"
     found = {}
     for resource, expression in (("cpu", CPU), ("memory", MEMORY), ("storage", STORAGE)):
         now = expression.format(ns=ns)
