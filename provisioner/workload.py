@@ -61,7 +61,9 @@ def samples(namespaces: list[Namespace], t: float) -> list[tuple[str, dict, floa
         found.append(("container_cpu_usage_seconds_total", pod, cpu_seconds(ns, t)))
         memory = ns.share * ns.memory * GIB * rhythm(t)
         found.append(("container_memory_working_set_bytes", pod, memory))
+        found.append(("kube_pod_info", {"namespace": ns.name, "pod": pod["pod"]}, 1))
         volume = {"namespace": ns.name, "persistentvolumeclaim": f"{ns.plate}-data"}
+        found.append(("kube_persistentvolumeclaim_info", volume, 1))
         found.append(("kubelet_volume_stats_capacity_bytes", volume, ns.storage * GIB))
         found.append(("kubelet_volume_stats_used_bytes", volume, ns.share * ns.storage * GIB))
     for cluster in sorted({ns.cluster for ns in namespaces}):

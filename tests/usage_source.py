@@ -30,6 +30,7 @@ class Workload:
     memory_gib: float
     storage_used_gib: float = 0.0
     storage_claim_gib: float = 0.0
+    pods: int = 1  # kube_pod_info series (0: the namespace runs nothing)
 
 
 # What the cluster's nodes can give (kube-state-metrics): cores and GiB, over two nodes.
@@ -50,9 +51,16 @@ def openmetrics(workloads: list[Workload], end: float, days: int = 14, step: int
         "container_memory_working_set_bytes": [],
         "kubelet_volume_stats_used_bytes": [],
         "kubelet_volume_stats_capacity_bytes": [],
+        "kube_pod_info": [],
+        "kube_persistentvolumeclaim_info": [],
     }
     for w in workloads:
         labels = f'namespace="{w.namespace}",pod="app-0",container="app"'
+        families["kube_pod_info"] += [
+            f'kube_pod_info{{namespace="{w.namespace}",pod="app-{p}"}} 1 {t:.0f}'
+            for p in range(w.pods)
+            for t in times[-30:]
+        ]
         used = 0.0
         rows = families["container_cpu_usage_seconds_total"]
         for i, t in enumerate(times):
@@ -66,6 +74,9 @@ def openmetrics(workloads: list[Workload], end: float, days: int = 14, step: int
             memory.append(f"container_memory_working_set_bytes{{{labels}}} {value:.0f} {t:.0f}")
         if w.storage_claim_gib:
             volume = f'namespace="{w.namespace}",persistentvolumeclaim="data"'
+            families["kube_persistentvolumeclaim_info"] += [
+                f"kube_persistentvolumeclaim_info{{{volume}}} 1 {t:.0f}" for t in times[-30:]
+            ]
             for name, gib in (
                 ("kubelet_volume_stats_used_bytes", w.storage_used_gib),
                 ("kubelet_volume_stats_capacity_bytes", w.storage_claim_gib),

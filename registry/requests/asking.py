@@ -1,4 +1,4 @@
-from flask import Blueprint, abort, flash, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
@@ -8,6 +8,7 @@ from ..htmx import is_htmx, redirect_to, render
 from ..inputs import validates_its_form
 from ..products import queries
 from ..products import services as product_services
+from ..usage import namespaces as usage
 from . import product_pages
 from . import queries as request_queries
 from . import services as request_services
@@ -259,6 +260,13 @@ def change_preview(plate: str):
     return render_template("asking/_change_summary.html", changes=changes, verdict=verdict)
 
 
+def _running(product):
+    """What still runs in the product's namespaces, when usage is on (else None)."""
+    if not current_app.config["USAGE_PROMETHEUS_URLS"]:
+        return None
+    return usage.running(product.licence_plate, product.cluster_name)
+
+
 @bp.route("/products/<plate>/delete", methods=["GET", "POST"])
 @roles_required(*REQUESTERS)
 @validates_its_form
@@ -269,24 +277,37 @@ def delete(plate: str):
     blocker = request_services.blocker_for(product, RequestType.DELETE)
     if blocker is not None:
         return _refused(product, blocker)
+    running = _running(product)
     if request.method == "GET":
-        return render_template("asking/delete.html", form=form, product=product)
+        return render_template("asking/delete.html", form=form, product=product, running=running)
     if not form.validate_on_submit():
+        if form.reason.errors:
+            return render(
+                "asking/delete.html", status=422, form=form, product=product, running=running
+            )
         abort(400)
     try:
         req = _submit_once(
             form,
             lambda: request_services.submit_delete(
-                product, current_user, form.confirmation.data, form.key
+                product, current_user, form.confirmation.data, form.key, form.reason.data
             ),
         )
     except request_services.ConfirmationMismatch as exc:
         db.session.rollback()
-        return render("asking/delete.html", status=422, form=form, product=product, error=str(exc))
+        return render(
+            "asking/delete.html",
+            status=422, form=form, product=product, running=running, error=str(exc),
+        )  # fmt: skip
+    except request_services.ReasonNeeded as exc:
+        db.session.rollback()
+        form.reason.errors = [str(exc)]
+        return render("asking/delete.html", status=422, form=form, product=product, running=running)
     except request_services.TooManySubmissions as exc:
         return render(
-            "asking/delete.html", status=429, form=form, product=product, refusal=str(exc)
-        )
+            "asking/delete.html",
+            status=429, form=form, product=product, running=running, refusal=str(exc),
+        )  # fmt: skip
     except request_services.RequestError as exc:
         db.session.rollback()
         return _refused(product, exc)

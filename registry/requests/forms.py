@@ -333,3 +333,14 @@ class ChangeForm(ProductForm):
 
 class DeletionForm(SubmitOnce, StorableForm):
     confirmation = StringField("Type the licence plate to confirm", filters=[_lower])
+    reason = TextAreaField(
+        "Why delete it?",
+        filters=[lambda v: v.strip() if isinstance(v, str) else v],
+        validators=[
+            Length(
+                max=JUSTIFICATION_MAX,
+                message=f"Keep the reason to {JUSTIFICATION_MAX} characters or fewer.",
+            )
+        ],
+    )
+    reason_max = JUSTIFICATION_MAX

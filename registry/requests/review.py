@@ -9,6 +9,7 @@ from ..pagination import page_number
 from ..reference import services as reference
 from ..reference.models import ENVIRONMENTS, QUOTA_KINDS
 from ..usage import clusters as usage_clusters
+from ..usage import namespaces as usage_namespaces
 from . import queries
 from . import services as request_services
 
@@ -28,7 +29,18 @@ def _headroom(cluster: str):
     return usage_clusters.headroom(cluster)
 
 
-QUEUE_ITEM = {"decision_blocker": request_services.decision_blocker, "headroom": _headroom}
+# And, beside a deletion, what still runs in the product's namespaces.
+def _running(req):
+    if not current_app.config["USAGE_PROMETHEUS_URLS"] or req.is_final:
+        return None
+    return usage_namespaces.running(req.product.licence_plate, req.product.cluster_name)
+
+
+QUEUE_ITEM = {
+    "decision_blocker": request_services.decision_blocker,
+    "headroom": _headroom,
+    "running": _running,
+}
 
 
 def _queue_page(**context):

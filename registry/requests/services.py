@@ -78,6 +78,14 @@ class JustificationNeeded(RequestError):
         )
 
 
+class ReasonNeeded(RequestError):
+    def __init__(self):
+        super().__init__(
+            "Say why the product should be deleted: the super admin who decides reads it beside"
+            " what still runs in its namespaces."
+        )
+
+
 class NothingChanged(RequestError):
     def __init__(self):
         super().__init__(
@@ -301,15 +309,23 @@ def submit_edit(
 
 
 def submit_delete(
-    product: Product, requester, confirmation: str, submission_key: str | None = None
+    product: Product,
+    requester,
+    confirmation: str,
+    submission_key: str | None = None,
+    reason: str | None = None,
 ) -> Request:
-    """Ask for a live product to be deleted; the team confirms by typing its licence plate.
-    A super admin always decides."""
+    """Ask for a live product to be deleted; the team confirms by typing its licence plate and
+    says why (the reviewer reads it beside what still runs). A super admin always decides."""
     if (confirmation or "").strip().lower() != product.licence_plate:
         raise ConfirmationMismatch(product.licence_plate)
+    reason = (reason or "").strip() or None
+    if reason is None:
+        raise ReasonNeeded()
     _require_state(product, RequestType.DELETE)
     live = product_services.live_data(product)
     request = _new_request(product, RequestType.DELETE, requester, live, live, submission_key)
+    request.justification = reason
     transition(request, RequestStatus.PENDING, requester, note="Deletion requested.")
     db.session.flush()
     return request

@@ -179,3 +179,43 @@ def rows(namespaces, measured: Measured) -> list[Row]:
             figures = measured.of(ns.environment, resource)
             found.append(Row(ns.name, resource, label, unit, requested, figures))
     return found
+
+
+@dataclass(frozen=True)
+class Running:
+    """What still runs in each namespace of a product (kube-state-metrics): pods and volume
+    claims, by environment; shown before a deletion is sent and to its reviewer."""
+
+    cluster: str
+    pods: dict[str, int]
+    claims: dict[str, int]
+    available: bool = True
+    reason: str = ""
+
+    @property
+    def anything(self) -> bool:
+        return any(self.pods.values()) or any(self.claims.values())
+
+
+PODS = 'count by (namespace) (kube_pod_info{{namespace=~"{ns}"}})'
+CLAIMS = 'count by (namespace) (kube_persistentvolumeclaim_info{{namespace=~"{ns}"}})'
+
+
+def running(plate: str, cluster: str) -> Running | Unmeasured:
+    """Pods and volume claims in the product's namespaces now (not kept: asked when needed)."""
+    source = source_for(cluster)
+    if source is None:
+        return Unmeasured(cluster, f"no Prometheus is set for the {cluster} cluster")
+    ns = f"{plate}-({'|'.join(ENVIRONMENTS)})"
+    counts = []
+    try:
+        for promql in (PODS, CLAIMS):
+            found = dict.fromkeys(ENVIRONMENTS, 0)
+            for labels, value in source.query(promql.format(ns=ns)):
+                env = labels.get("namespace", "").removeprefix(f"{plate}-")
+                if env in found:
+                    found[env] = int(value)
+            counts.append(found)
+    except Unavailable as exc:
+        return Unmeasured(cluster, str(exc))
+    return Running(cluster, counts[0], counts[1])

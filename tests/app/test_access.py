@@ -249,7 +249,12 @@ ROUTES = [
     # The world's product is still requested: no change, deletion or new request can be made
     # while its first request is open, and the answer says so (409) to those who may ask.
     *(
-        Route(endpoint, method, DAY_TWO, form=lambda w: builders.form_data(confirmation=w.plate))
+        Route(
+            endpoint,
+            method,
+            DAY_TWO,
+            form=lambda w: builders.form_data(confirmation=w.plate, reason="Moved on."),
+        )
         for endpoint in ("asking.change", "asking.delete", "asking.request_again")
         for method in ("GET", "POST")
     ),

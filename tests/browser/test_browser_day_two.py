@@ -72,6 +72,11 @@ def test_a_team_changes_and_deletes_its_product_in_the_browser(
         "Needs review: prod CPU goes up from 0.5 cores, limit 1.5 to 2 cores, limit 4"
     )
     page.get_by_role("button", name="Review the change").click()
+    # It waits for review, so the check step asks why; sent without a reason it asks again.
+    page.get_by_label("Why is more needed?").fill("   ")
+    page.get_by_role("button", name="Submit for review").click()
+    expect(page.locator("#justification-error")).to_contain_text("Say why more is needed")
+    page.get_by_label("Why is more needed?").fill("The spring intake doubles the traffic.")
     page.get_by_role("button", name="Submit for review").click()
     expect(page).to_have_url(re.compile(r"/requests/\d+$"))
     increase_id = int(page.url.rsplit("/", 1)[1])
@@ -93,6 +98,7 @@ def test_a_team_changes_and_deletes_its_product_in_the_browser(
 
     # Deletion: the plate typed to confirm, a super admin decides, the product stays, read-only.
     page.get_by_role("link", name="Request deletion").click()
+    page.get_by_label("Why delete it?").fill("The otter survey has ended.")
     page.get_by_label("Type the licence plate").fill("nope")
     page.get_by_role("button", name="Request deletion").click()
     expect(page.locator("#confirmation-error")).to_contain_text(f"Type the licence plate {plate}")
@@ -103,6 +109,7 @@ def test_a_team_changes_and_deletes_its_product_in_the_browser(
     reviewer = queue_page(browser, live_server, admin)
     item = reviewer.locator(f"#queue-request-{delete_id}")
     expect(item).to_contain_text("Asks to delete the product")
+    expect(item).to_contain_text("Why delete it: “The otter survey has ended.”")
     item.get_by_role("button", name="Approve", exact=True).click()
     expect(item).to_have_count(0)
     reviewer.context.close()

@@ -117,7 +117,9 @@ def test_a_confirmed_and_approved_deletion_removes_the_manifests_and_keeps_the_p
     plate, product_id = product.licence_plate, product.id
     assert files_on_main(gitops, f"gold/{plate}") and files_on_main(gitops, f"golddr/{plate}")
 
-    deletion = services.submit_delete(product, owner, plate)
+    deletion = services.submit_delete(
+        product, owner, plate, reason="No longer needed: the service moved to the new platform."
+    )
     db.session.commit()
     services.decide(deletion.id, admin, approve=True)
     db.session.commit()
@@ -130,7 +132,9 @@ def test_a_confirmed_and_approved_deletion_removes_the_manifests_and_keeps_the_p
     assert product.status == ProductStatus.DELETED
     assert product.licence_plate == plate  # kept, so never reused
     with pytest.raises(services.WrongState):
-        services.submit_delete(product, owner, plate)
+        services.submit_delete(
+            product, owner, plate, reason="No longer needed: the service moved to the new platform."
+        )
 
 
 def test_request_again_after_a_rejection_reaches_provisioned_on_the_same_plate(
@@ -173,7 +177,12 @@ def test_every_kind_of_message_passes_the_contract_check(
                 product, data, owner, justification="Two more services go live in March."
             )
         else:
-            req = services.submit_delete(product, owner, product.licence_plate)
+            req = services.submit_delete(
+                product,
+                owner,
+                product.licence_plate,
+                reason="No longer needed: the service moved to the new platform.",
+            )
             db.session.commit()
             services.decide(req.id, admin, approve=True)
         db.session.commit()

@@ -166,7 +166,12 @@ def test_the_product_state_follows_each_kind_of_request_through_every_step(owner
     provision(edit)
     assert product.status == P.ACTIVE
 
-    deletion = services.submit_delete(product, owner, product.licence_plate)
+    deletion = services.submit_delete(
+        product,
+        owner,
+        product.licence_plate,
+        reason="No longer needed: the service moved to the new platform.",
+    )
     db.session.commit()
     assert product.status == P.DELETE_PENDING
     services.decide(deletion.id, admin, approve=True)
@@ -579,12 +584,14 @@ def test_a_deletion_needs_the_plate_typed_and_a_super_admin(client, owner, admin
     url = f"/products/{product.licence_plate}/delete"
     assert "Type the licence plate" in client.get(url).get_data(as_text=True)
 
-    wrong = builders.post(client, url, {"confirmation": "abc"})
+    wrong = builders.post(client, url, {"confirmation": "abc", "reason": "Moved on."})
     assert wrong.status_code == 422
     assert f"Type the licence plate {product.licence_plate} exactly" in wrong.get_data(as_text=True)
     assert len(requests_of(product.id)) == 1
 
-    right = builders.post(client, url, {"confirmation": f" {product.licence_plate.upper()} "})
+    right = builders.post(
+        client, url, {"confirmation": f" {product.licence_plate.upper()} ", "reason": "Moved on."}
+    )
     assert right.status_code == 303
     deletion = requests_of(product.id)[-1]
     assert (deletion.type, deletion.status) == ("delete", "pending")
@@ -597,7 +604,12 @@ def test_a_deletion_needs_the_plate_typed_and_a_super_admin(client, owner, admin
 
 def test_a_deleted_product_is_read_only_and_its_plate_is_kept(client, owner, admin):
     product = live_product(owner, admin)
-    deletion = services.submit_delete(product, owner, product.licence_plate)
+    deletion = services.submit_delete(
+        product,
+        owner,
+        product.licence_plate,
+        reason="No longer needed: the service moved to the new platform.",
+    )
     db.session.commit()
     services.decide(deletion.id, admin, approve=True)
     db.session.commit()

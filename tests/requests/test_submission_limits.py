@@ -118,7 +118,9 @@ def test_every_kind_of_request_counts_and_is_refused_with_what_was_typed(client,
         "Counts of salmon, now by river."
     )
 
-    deletion = builders.post(client, f"/products/{plate}/delete", {"confirmation": plate})
+    deletion = builders.post(
+        client, f"/products/{plate}/delete", {"confirmation": plate, "reason": "Moved on."}
+    )
     assert deletion.status_code == 429
     assert THREE_SENT in deletion.get_data(as_text=True)
     assert input_value(deletion.get_data(as_text=True), "confirmation") == plate

@@ -274,3 +274,36 @@ def test_the_reviewers_email_carries_the_reason(app, prometheus, owner, admin):
     ).one()
     assert f'Why more is needed: "{REASON}"' in review.body_text
     assert "dev CPU: 0.02 cores used on average" in review.body_text
+
+
+def test_a_deletion_shows_what_still_runs_and_needs_a_reason(app, client, prometheus, owner, admin):
+    product = live_product(owner, admin)
+    plate = product.licence_plate
+    prometheus(
+        [
+            Workload(f"{plate}-prod", cpu=0.4, memory_gib=1.5, pods=3,
+                     storage_used_gib=0.9, storage_claim_gib=1.0),
+            Workload(f"{plate}-dev", cpu=0.0, memory_gib=0.0, pods=0),
+        ]
+    )  # fmt: skip
+    builders.login(client, owner)
+    url = f"/products/{plate}/delete"
+    page = client.get(url).get_data(as_text=True)
+    assert "Still running:" in page and "prod: 3 pods, 1 volume claim" in page
+    assert "dev:" not in page  # nothing runs there
+
+    refused = builders.post(client, url, {"confirmation": plate, "reason": "  "})
+    assert refused.status_code == 422
+    assert "Say why the product should be deleted" in refused.get_data(as_text=True)
+    assert db.session.scalar(select(func.count()).select_from(Request)) == 1
+
+    sent = builders.post(client, url, {"confirmation": plate, "reason": "The survey ended."})
+    assert sent.status_code == 303
+    deletion = db.session.scalars(select(Request).where(Request.type == "delete")).one()
+    assert deletion.justification == "The survey ended."
+
+    reviewer = app.test_client()
+    builders.login(reviewer, admin)
+    card = reviewer.get("/admin/queue").get_data(as_text=True)
+    assert "Why delete it:</strong> “The survey ended.”" in card
+    assert "prod: 3 pods, 1 volume claim" in card
