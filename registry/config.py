@@ -187,6 +187,11 @@ class Defaults:
     AUTO_APPROVE_SMALL_CPU_CORES = 1.0
     AUTO_APPROVE_SMALL_MEMORY_GIB = 2.0
     AUTO_APPROVE_SMALL_STORAGE_GIB = 32.0
+    # What the platform charges a month per core, GiB of memory, GiB of storage and snapshot
+    # requested (in COST_CURRENCY): the change form and the product page show the monthly cost
+    # of the quotas. Empty: no cost is shown.
+    COST_PER_MONTH: dict = {"cpu": 26.0, "memory": 3.5, "storage": 0.45, "snapshot": 0.0}  # noqa: RUF012
+    COST_CURRENCY = "CAD"
 
 
 def _parse(value: str):
@@ -271,6 +276,18 @@ def load(app, test_config=None) -> None:
             f" it is {per_hour!r}."
         )
     app.config["CONTACT_EMAIL_DOMAINS"] = email_domains(app.config["CONTACT_EMAIL_DOMAINS"])
+    prices = app.config["COST_PER_MONTH"]
+    if not isinstance(prices, dict) or any(
+        k not in ("cpu", "memory", "storage", "snapshot")
+        or isinstance(v, bool)
+        or not isinstance(v, int | float)
+        or v < 0
+        for k, v in prices.items()
+    ):
+        raise RuntimeError(
+            'REGISTRY_COST_PER_MONTH: a JSON object of prices, e.g. {"cpu": 26, "memory": 3.5,'
+            f' "storage": 0.45, "snapshot": 0}}; it is {prices!r}.'
+        )
     try:
         app.config["USAGE_PROMETHEUS_URLS"] = cluster_urls(app.config["USAGE_PROMETHEUS_URLS"])
     except ValueError as exc:

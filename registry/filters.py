@@ -62,6 +62,15 @@ def linkify(text: str | None) -> Markup:
     return Markup("").join(out)
 
 
+def monthly_cost(namespaces: dict) -> str:
+    """{env: {kind: option}} as "CAD 118.40 a month" at COST_PER_MONTH; "" when no prices."""
+    prices = current_app.config["COST_PER_MONTH"]
+    if not prices or not namespaces:
+        return ""
+    total = quotas.monthly_cost(namespaces, prices)
+    return f"{current_app.config['COST_CURRENCY']} {total:,.2f} a month"
+
+
 def register(app) -> None:
     _zone(app.config["DISPLAY_TIMEZONE"])  # an unknown zone fails at start, not on a page
     app.add_template_filter(age, "age")
@@ -70,3 +79,4 @@ def register(app) -> None:
     app.add_template_filter(cluster_label, "cluster_label")
     app.add_template_filter(ministry_label, "ministry_label")
     app.add_template_filter(linkify, "linkify")
+    app.add_template_filter(monthly_cost, "monthly_cost")

@@ -117,6 +117,11 @@ class Product(db.Model):
     def sorted_namespaces(self) -> list["ProductNamespace"]:
         return sorted(self.namespaces, key=lambda n: ENVIRONMENTS.index(n.environment))
 
+    @property
+    def live_quotas(self) -> dict[str, dict[str, str]]:
+        """{environment: {kind: option}} of its namespaces."""
+        return {ns.environment: ns.quotas() for ns in self.namespaces}
+
 
 class ProductContact(db.Model):
     __tablename__ = "product_contacts"

@@ -32,3 +32,13 @@ def size(name: str) -> tuple[float, ...]:
         raise ValueError(f"not a quota option: {name!r}")
     kind, request, limit, _, amount = match.groups()
     return (float(request), float(limit)) if kind else (float(amount),)
+
+
+def monthly_cost(namespaces: dict[str, dict[str, str]], prices: dict[str, float]) -> float:
+    """What ``namespaces`` ({env: {kind: option}}) cost a month at ``prices`` (per core, GiB of
+    memory, GiB of storage and snapshot requested, a month): the requests, as quotas hold them."""
+    return sum(
+        size(option)[0] * float(prices.get(kind, 0))
+        for quotas in namespaces.values()
+        for kind, option in quotas.items()
+    )

@@ -186,7 +186,8 @@ def change(plate: str):
     if not form.validate_on_submit():
         return render("asking/change.html", block="form", status=422, form=form, product=product)
     data = form.to_data()
-    _, _, changes, verdict = request_services.preview_edit(product, data)
+    before, after, changes, verdict = request_services.preview_edit(product, data)
+    costs = {"quotas_before": before["namespaces"], "quotas_after": after["namespaces"]}
     if not changes:
         error = request_services.NothingChanged()
         return render(
@@ -205,6 +206,7 @@ def change(plate: str):
             product=product,
             changes=changes,
             verdict=verdict,
+            **costs,
         )
     justification = form.justification.data
     if verdict.needs_review and verdict.increases and not justification:
@@ -217,6 +219,7 @@ def change(plate: str):
             product=product,
             changes=changes,
             verdict=verdict,
+            **costs,
         )
     try:
         req = _submit_once(
@@ -236,6 +239,7 @@ def change(plate: str):
             changes=changes,
             verdict=verdict,
             refusal=str(exc),
+            **costs,
         )
     except request_services.RequestError as exc:
         db.session.rollback()
@@ -256,8 +260,14 @@ def change_preview(plate: str):
     form = ChangeForm(user=current_user, product=product)
     if not form.validate():
         return render_template("asking/_change_summary.html", invalid=True)
-    _, _, changes, verdict = request_services.preview_edit(product, form.to_data())
-    return render_template("asking/_change_summary.html", changes=changes, verdict=verdict)
+    before, after, changes, verdict = request_services.preview_edit(product, form.to_data())
+    return render_template(
+        "asking/_change_summary.html",
+        changes=changes,
+        verdict=verdict,
+        quotas_before=before["namespaces"],
+        quotas_after=after["namespaces"],
+    )
 
 
 def _running(product):

@@ -307,3 +307,45 @@ def test_a_deletion_shows_what_still_runs_and_needs_a_reason(app, client, promet
     card = reviewer.get("/admin/queue").get_data(as_text=True)
     assert "Why delete it:</strong> “The survey ended.”" in card
     assert "prod: 3 pods, 1 volume claim" in card
+
+
+def test_the_cost_of_the_quotas_on_the_product_page_and_the_change_form(app, client, owner, admin):
+    app.config["COST_PER_MONTH"] = {"cpu": 20.0, "memory": 2.0, "storage": 1.0, "snapshot": 0.5}
+    product = live_product(owner, admin)
+    plate = product.licence_plate
+    builders.login(client, owner)
+    # Four namespaces of 0.5 cores, 2 GiB, 1 GiB of storage and 5 snapshots: 4 x 17.50.
+    html = client.get(f"/products/{plate}").get_data(as_text=True)
+    assert '<dd id="monthly-cost">CAD 70.00 a month</dd>' in html
+    body = form_body(product, **{"prod-cpu": MORE_CPU}, justification="", confirmed="")
+    check = builders.post(client, f"/products/{plate}/change", body).get_data(as_text=True)
+    # prod from 0.5 to 1 core: 10 more.
+    assert "CAD 70.00 a month now, <strong>CAD 80.00 a month</strong> with this change" in check
+    app.config["COST_PER_MONTH"] = {}
+    assert "monthly-cost" not in client.get(f"/products/{plate}").get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "says"),
+    [
+        ("USAGE_PROMETHEUS_URLS", "silver", "silver=https://"),
+        ("USAGE_PROMETHEUS_URLS", {"silver": "thanos:9091"}, "is not an http(s) URL"),
+        ("COST_PER_MONTH", {"gpu": 1}, "REGISTRY_COST_PER_MONTH"),
+        ("COST_PER_MONTH", {"cpu": -1}, "REGISTRY_COST_PER_MONTH"),
+    ],
+)
+def test_usage_and_cost_settings_are_checked_at_start(setting, value, says):
+    from registry import create_app
+
+    with pytest.raises(RuntimeError, match=re.escape(says)):
+        create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://", setting: value})
+
+
+def test_cluster_urls_are_read_from_either_notation():
+    from registry.config import cluster_urls
+
+    assert cluster_urls("silver=https://a:9091, gold=https://b") == {
+        "silver": "https://a:9091",
+        "gold": "https://b",
+    }
+    assert cluster_urls({"silver": "http://127.0.0.1:9090"}) == {"silver": "http://127.0.0.1:9090"}
