@@ -14,8 +14,13 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 
-install-test: $(BIN)/python
+# Installed again only when pyproject.toml changes (the code is an editable install): the
+# inner loop does not wait for pip to find everything already there.
+$(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[test,dev]"
+	touch $@
+
+install-test: $(VENV)/.test-installed
 
 # Debian's chromium for the browser tests (Playwright drives it; it cannot download its own).
 browser:

@@ -21,6 +21,7 @@ ACTIONS = {
     "service_account_created": "Service account created",
     "service_account_revoked": "Service account revoked",
     "decision": "Decided a request",
+    "usage_judged": "Usage judged a quota increase",
     "resend": "Re-sent to the provisioner",
     "mail_retry": "Retried an email",
     "dead_letter_replayed": "Replayed a dead letter",

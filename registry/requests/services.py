@@ -305,6 +305,22 @@ def submit_edit(
         request.decision_data = after
         transition(request, RequestStatus.APPROVED, requester, note=verdict.summary)
     db.session.flush()
+    if verdict.evidence is not None:
+        # The figures an increase was judged on, in the audit log as on the request.
+        evidence = verdict.evidence
+        audit.record(
+            "usage_judged",
+            target=f"request #{request.id}",
+            detail=(
+                f"{'passed' if evidence['passed'] else 'to review'} on {evidence['cluster']}: "
+                + (
+                    "; ".join(c["why"] for c in evidence["checks"])
+                    if evidence["available"]
+                    else f"usage could not be read: {evidence['reason']}"
+                )
+            ),
+            actor=requester,
+        )
     return request
 
 

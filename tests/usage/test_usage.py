@@ -10,6 +10,7 @@ import re
 import pytest
 from sqlalchemy import func, select
 
+from registry.audit.models import AuditEvent
 from registry.extensions import db
 from registry.products.models import Product
 from registry.requests import services
@@ -71,6 +72,10 @@ def test_an_increase_of_what_is_used_is_approved_automatically_with_its_evidence
     assert note.startswith("Approved automatically, measured usage supports the increase:")
     assert "prod CPU: 0.4 cores used on average over 14 days of 0.5 requested" in note
     assert "prod storage: 0.9 GiB used of 1 GiB claimed (90%; above 80%)" in note
+    # And in the audit log.
+    [judged] = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "usage_judged"))
+    assert judged.target == f"request #{edit.id}" and judged.actor == owner.email
+    assert judged.detail.startswith("passed on silver: prod CPU: 0.4 cores used on average")
 
 
 def test_an_increase_of_what_is_idle_waits_with_its_justification(
