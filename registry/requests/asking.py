@@ -1,4 +1,4 @@
-from flask import Blueprint, abort, current_app, flash, render_template, request, url_for
+from flask import Blueprint, abort, flash, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
@@ -187,7 +187,6 @@ def change(plate: str):
         return render("asking/change.html", block="form", status=422, form=form, product=product)
     data = form.to_data()
     before, after, changes, verdict = request_services.preview_edit(product, data)
-    costs = {"quotas_before": before["namespaces"], "quotas_after": after["namespaces"]}
     if not changes:
         error = request_services.NothingChanged()
         return render(
@@ -198,29 +197,28 @@ def change(plate: str):
             product=product,
             nothing=str(error),
         )
+
+    def check_step(status: int = 200, **context):
+        """The change as a diff with its path and cost, and one button to send it."""
+        return render(
+            "asking/change.html",
+            block="form",
+            status=status,
+            form=form,
+            product=product,
+            changes=changes,
+            verdict=verdict,
+            quotas_before=before["namespaces"],
+            quotas_after=after["namespaces"],
+            **context,
+        )
+
     if request.form.get("confirmed") != "yes":
-        return render(
-            "asking/change.html",
-            block="form",
-            form=form,
-            product=product,
-            changes=changes,
-            verdict=verdict,
-            **costs,
-        )
+        return check_step()
     justification = form.justification.data
-    if verdict.needs_review and verdict.increases and not justification:
+    if verdict.needs_justification and not justification:
         form.justification.errors = [str(request_services.JustificationNeeded())]
-        return render(
-            "asking/change.html",
-            block="form",
-            status=422,
-            form=form,
-            product=product,
-            changes=changes,
-            verdict=verdict,
-            **costs,
-        )
+        return check_step(422)
     try:
         req = _submit_once(
             form,
@@ -230,17 +228,7 @@ def change(plate: str):
         )
     except request_services.TooManySubmissions as exc:
         # The change as it was checked, ready to be sent again later.
-        return render(
-            "asking/change.html",
-            block="form",
-            status=429,
-            form=form,
-            product=product,
-            changes=changes,
-            verdict=verdict,
-            refusal=str(exc),
-            **costs,
-        )
+        return check_step(429, refusal=str(exc))
     except request_services.RequestError as exc:
         db.session.rollback()
         return _refused(product, exc)
@@ -270,13 +258,6 @@ def change_preview(plate: str):
     )
 
 
-def _running(product):
-    """What still runs in the product's namespaces, when usage is on (else None)."""
-    if not current_app.config["USAGE_PROMETHEUS_URLS"]:
-        return None
-    return usage.running(product.licence_plate, product.cluster_name)
-
-
 @bp.route("/products/<plate>/delete", methods=["GET", "POST"])
 @roles_required(*REQUESTERS)
 @validates_its_form
@@ -287,7 +268,7 @@ def delete(plate: str):
     blocker = request_services.blocker_for(product, RequestType.DELETE)
     if blocker is not None:
         return _refused(product, blocker)
-    running = _running(product)
+    running = usage.running(product.licence_plate, product.cluster_name)
     if request.method == "GET":
         return render_template("asking/delete.html", form=form, product=product, running=running)
     if not form.validate_on_submit():

@@ -180,6 +180,11 @@ class Verdict:
         return bool(self.evidence and self.evidence["checks"])
 
     @property
+    def needs_justification(self) -> bool:
+        """A quota increase that waits for review: the team must say why."""
+        return self.needs_review and self.increases
+
+    @property
     def summary(self) -> str:
         if self.needs_review:
             head = "Needs review"

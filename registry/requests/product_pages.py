@@ -2,8 +2,6 @@
 in ``registry.wiring``): each product's open request on My products; the requests, the open one
 and the change it would make, and a page of the history on the product page."""
 
-from flask import current_app
-
 from ..extensions import db
 from ..products.models import Product
 from ..usage import namespaces as usage
@@ -26,7 +24,7 @@ def detail(product: Product, page: int = 1) -> dict:
 def _usage(product: Product, built: bool) -> dict | None:
     """The product page's usage: None when usage is off or nothing runs; else what was measured
     (or why it could not be) and a row per namespace and resource."""
-    if not built or product.status == "deleted" or not current_app.config["USAGE_PROMETHEUS_URLS"]:
+    if not built or product.status == "deleted" or not usage.is_on():
         return None
     measured = usage.usage_of(product.licence_plate, product.cluster_name)
     rows = usage.rows(product.sorted_namespaces, measured) if measured.available else []

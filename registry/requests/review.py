@@ -22,23 +22,17 @@ QUEUE = "review/queue.html"
 # What a queue item's template calls: why the signed-in super admin may not decide an item
 # (separation of duties), or None. The item shows no quota lists: the grant form, loaded when
 # opened, reads the quota options itself.
-# And the cluster's headroom beside a quota increase (None when usage is off).
-def _headroom(cluster: str):
-    if not current_app.config["USAGE_PROMETHEUS_URLS"]:
-        return None
-    return usage_clusters.headroom(cluster)
-
-
-# And, beside a deletion, what still runs in the product's namespaces.
+# And, when usage is on, the cluster's headroom beside a quota increase and what still runs in
+# the product's namespaces beside a deletion (each None when it is off).
 def _running(req):
-    if not current_app.config["USAGE_PROMETHEUS_URLS"] or req.is_final:
+    if req.is_final:
         return None
     return usage_namespaces.running(req.product.licence_plate, req.product.cluster_name)
 
 
 QUEUE_ITEM = {
     "decision_blocker": request_services.decision_blocker,
-    "headroom": _headroom,
+    "headroom": usage_clusters.headroom,
     "running": _running,
 }
 

@@ -260,17 +260,12 @@ def preview_edit(product: Product, data: product_services.ProductData):
         measured = usage.usage_of(product.licence_plate, product.cluster_name)
         judged = usage_rules.judge(increases, before, after, measured, config)
         evidence = judged.as_dict()
-        if config["AUTO_APPROVE_USED_INCREASES"]:
-            supported = {c.field: c.why for c in judged.checks if c.passed}
-            if judged.passed:
-                found = [
-                    dataclasses.replace(c, measured=supported[c.field])
-                    if c.field in supported
-                    else c
-                    for c in found
-                ]
+        if judged.passed and config["AUTO_APPROVE_USED_INCREASES"]:
+            # Every increase is supported: each carries its figures into the rules table.
+            why = {c.field: c.why for c in judged.checks}
+            found = [dataclasses.replace(c, measured=why.get(c.field, "")) for c in found]
     verdict = changes.assess(found, config["AUTO_APPROVE_EDITS"], evidence)
-    if verdict.needs_review and increases:
+    if verdict.needs_justification:
         # Why it waits, in the figures: shown before submit and on the timeline.
         verdict = dataclasses.replace(
             verdict, reasons=(*verdict.reasons, f"measured usage: {judged.summary}")
@@ -293,7 +288,7 @@ def submit_edit(
     if not found:
         raise NothingChanged()
     justification = (justification or "").strip() or None
-    if verdict.needs_review and verdict.increases and not justification:
+    if verdict.needs_justification and not justification:
         raise JustificationNeeded()
     request = _new_request(product, RequestType.EDIT, requester, before, after, submission_key)
     request.justification = justification
@@ -311,14 +306,8 @@ def submit_edit(
         audit.record(
             "usage_judged",
             target=f"request #{request.id}",
-            detail=(
-                f"{'passed' if evidence['passed'] else 'to review'} on {evidence['cluster']}: "
-                + (
-                    "; ".join(c["why"] for c in evidence["checks"])
-                    if evidence["available"]
-                    else f"usage could not be read: {evidence['reason']}"
-                )
-            ),
+            detail=f"{'passed' if evidence['passed'] else 'to review'} on {evidence['cluster']}: "
+            + usage_rules.summary_of(evidence),
             actor=requester,
         )
     return request

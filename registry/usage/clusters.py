@@ -3,7 +3,6 @@ kube-state-metrics, in its Prometheus) less the quotas the registry has already 
 live namespaces of every product there, from the database). Kept per process for
 ``USAGE_CACHE_SECONDS``; never raises."""
 
-import time
 from dataclasses import dataclass
 
 from flask import current_app
@@ -12,7 +11,7 @@ from sqlalchemy import func, select
 from ..extensions import db
 from ..products.models import Product, ProductNamespace, ProductStatus
 from ..reference import quotas
-from .namespaces import GIB, source_for
+from .namespaces import GIB, is_on, kept, source_for
 from .prometheus import Unavailable
 
 # Products whose namespaces hold their quotas on the cluster (being created counts: approved).
@@ -72,13 +71,10 @@ def measure(cluster: str) -> Headroom:
     return Headroom(cluster, True, "", found["cpu"], cpu_given, found["memory"] / GIB, memory_given)
 
 
-def headroom(cluster: str) -> Headroom:
-    """:func:`measure`, kept for ``USAGE_CACHE_SECONDS`` in this process."""
-    kept = current_app.extensions.setdefault("usage.headroom", {})
-    now = time.monotonic()
-    hit = kept.get(cluster)
-    if hit is not None and now - hit[0] < current_app.config["USAGE_CACHE_SECONDS"]:
-        return hit[1]
-    found = measure(cluster)
-    kept[cluster] = (now, found)
-    return found
+def headroom(cluster: str) -> Headroom | None:
+    """:func:`measure`, kept for ``USAGE_CACHE_SECONDS`` in this process; None when usage is
+    off."""
+    if not is_on():
+        return None
+    url = current_app.config["USAGE_PROMETHEUS_URLS"].get(cluster)
+    return kept(("headroom", cluster, url), lambda: measure(cluster))

@@ -122,25 +122,32 @@ def measure(plate: str, cluster: str) -> Measured | Unmeasured:
 _lock = threading.Lock()
 
 
-def _kept() -> dict:
-    return current_app.extensions.setdefault("usage.kept", {})
+def is_on() -> bool:
+    """Whether any cluster's Prometheus is set: without one, pages show no usage at all."""
+    return bool(current_app.config["USAGE_PROMETHEUS_URLS"])
+
+
+def kept(key: tuple, read):
+    """``read()``, kept for ``USAGE_CACHE_SECONDS`` in this process under ``key`` (what could not
+    be read too: a Prometheus that does not answer is not asked again on every page)."""
+    store = current_app.extensions.setdefault("usage.kept", {})
+    now = time.monotonic()
+    with _lock:
+        hit = store.get(key)
+    if hit is not None and now - hit[0] < current_app.config["USAGE_CACHE_SECONDS"]:
+        return hit[1]
+    found = read()
+    with _lock:
+        if len(store) > 10_000:
+            store.clear()
+        store[key] = (now, found)
+    return found
 
 
 def usage_of(plate: str, cluster: str) -> Measured | Unmeasured:
     """:func:`measure`, kept for ``USAGE_CACHE_SECONDS`` in this process."""
-    config = current_app.config
-    key = (plate, cluster, config["USAGE_PROMETHEUS_URLS"].get(cluster))
-    kept, now = _kept(), time.monotonic()
-    with _lock:
-        hit = kept.get(key)
-    if hit is not None and now - hit[0] < config["USAGE_CACHE_SECONDS"]:
-        return hit[1]
-    found = measure(plate, cluster)
-    with _lock:
-        if len(kept) > 10_000:
-            kept.clear()
-        kept[key] = (now, found)
-    return found
+    url = current_app.config["USAGE_PROMETHEUS_URLS"].get(cluster)
+    return kept(("usage", plate, cluster, url), lambda: measure(plate, cluster))
 
 
 @dataclass(frozen=True)
@@ -201,8 +208,16 @@ PODS = 'count by (namespace) (kube_pod_info{{namespace=~"{ns}"}})'
 CLAIMS = 'count by (namespace) (kube_persistentvolumeclaim_info{{namespace=~"{ns}"}})'
 
 
-def running(plate: str, cluster: str) -> Running | Unmeasured:
-    """Pods and volume claims in the product's namespaces now (not kept: asked when needed)."""
+def running(plate: str, cluster: str) -> Running | Unmeasured | None:
+    """Pods and volume claims in the product's namespaces (kept like usage: the review queue
+    asks for every deletion it shows); None when usage is off."""
+    if not is_on():
+        return None
+    url = current_app.config["USAGE_PROMETHEUS_URLS"].get(cluster)
+    return kept(("running", plate, cluster, url), lambda: _read_running(plate, cluster))
+
+
+def _read_running(plate: str, cluster: str) -> Running | Unmeasured:
     source = source_for(cluster)
     if source is None:
         return Unmeasured(cluster, f"no Prometheus is set for the {cluster} cluster")

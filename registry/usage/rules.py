@@ -50,9 +50,14 @@ class Evidence:
 
     @property
     def summary(self) -> str:
-        if not self.available:
-            return f"usage could not be read: {self.reason}"
-        return "; ".join(check.why for check in self.checks)
+        return summary_of(self.as_dict())
+
+
+def summary_of(evidence: dict) -> str:
+    """What the evidence says, in words (as kept on a request: ``Evidence.as_dict()``)."""
+    if not evidence["available"]:
+        return f"usage could not be read: {evidence['reason']}"
+    return "; ".join(check["why"] for check in evidence["checks"])
 
 
 def _fmt(value: float) -> str:

@@ -284,7 +284,7 @@ def test_the_reviewers_email_carries_the_reason(app, prometheus, owner, admin):
 def test_a_deletion_shows_what_still_runs_and_needs_a_reason(app, client, prometheus, owner, admin):
     product = live_product(owner, admin)
     plate = product.licence_plate
-    prometheus(
+    server = prometheus(
         [
             Workload(f"{plate}-prod", cpu=0.4, memory_gib=1.5, pods=3,
                      storage_used_gib=0.9, storage_claim_gib=1.0),
@@ -312,6 +312,9 @@ def test_a_deletion_shows_what_still_runs_and_needs_a_reason(app, client, promet
     card = reviewer.get("/admin/queue").get_data(as_text=True)
     assert "Why delete it:</strong> “The survey ended.”" in card
     assert "prod: 3 pods, 1 volume claim" in card
+    # Kept like usage: the queue does not ask Prometheus again for each card on each render.
+    server.stop()
+    assert "prod: 3 pods, 1 volume claim" in reviewer.get("/admin/queue").get_data(as_text=True)
 
 
 def test_the_cost_of_the_quotas_on_the_product_page_and_the_change_form(app, client, owner, admin):
