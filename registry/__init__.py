@@ -35,6 +35,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .audit import bp as audit_bp
     from .auth import bp as auth_bp
     from .auth import oidc
+    from .capacity import bp as capacity_bp
     from .cli import register as register_cli
     from .errors import register as register_errors
     from .filters import register as register_filters
@@ -62,6 +63,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         health_bp,
         audit_bp,
         operations_bp,
+        capacity_bp,
     ):
         app.register_blueprint(blueprint)
     oidc.init_app(app)

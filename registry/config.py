@@ -192,6 +192,22 @@ class Defaults:
     # of the quotas. Empty: no cost is shown.
     COST_PER_MONTH: dict = {"cpu": 26.0, "memory": 3.5, "storage": 0.45, "snapshot": 0.0}  # noqa: RUF012
     COST_CURRENCY = "CAD"
+    # Temporary increases (docs/day-two.md): the team is told this many days before the quotas
+    # go back; an end day is at most this many days ahead.
+    TEMPORARY_WARN_DAYS = 7
+    TEMPORARY_MAX_DAYS = 365
+    # Right-sizing (docs/usage.md): every RIGHTSIZE_EVERY_DAYS, a namespace whose CPU or memory
+    # peak over RIGHTSIZE_WINDOW_DAYS stays under RIGHTSIZE_SHARE of its quota is offered a
+    # smaller one that its peak would use at most RIGHTSIZE_TARGET_SHARE of; a dismissed offer
+    # is silent for RIGHTSIZE_SILENCE_DAYS.
+    RIGHTSIZE_EVERY_DAYS = 7
+    RIGHTSIZE_WINDOW_DAYS = 30
+    RIGHTSIZE_SHARE = 0.3
+    RIGHTSIZE_TARGET_SHARE = 0.7
+    RIGHTSIZE_SILENCE_DAYS = 90
+    # How often the background work runs the checks of quotas over time (temporary increases
+    # that end, the weekly right-sizing when it is due).
+    SCHEDULE_CHECK_SECONDS = 300
 
 
 def _parse(value: str):

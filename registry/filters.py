@@ -11,7 +11,7 @@ from markupsafe import Markup, escape
 
 from .reference import quotas
 from .reference import services as reference
-from .timeutil import age
+from .timeutil import age, day
 
 
 @lru_cache(maxsize=8)
@@ -75,6 +75,7 @@ def register(app) -> None:
     _zone(app.config["DISPLAY_TIMEZONE"])  # an unknown zone fails at start, not on a page
     app.add_template_filter(age, "age")
     app.add_template_filter(local_time, "local_time")
+    app.add_template_filter(day, "day")
     app.add_template_filter(quota, "quota")
     app.add_template_filter(cluster_label, "cluster_label")
     app.add_template_filter(ministry_label, "ministry_label")

@@ -2,6 +2,7 @@
 
 from .audit.models import AuditEvent  # noqa: F401
 from .auth.models import ProviderSession, RateLimit, RateLimitHit, ServiceAccount, User  # noqa: F401
+from .capacity.models import SavingOffer, ScheduleRun  # noqa: F401
 from .operations.models import StuckReminder  # noqa: F401
 from .outbox.models import OutboxEmail, OutboxMessage  # noqa: F401
 from .products.models import (  # noqa: F401
@@ -12,4 +13,4 @@ from .products.models import (  # noqa: F401
 )
 from .provisioning.models import DeadLetter, ProvisioningTarget  # noqa: F401
 from .reference.models import Cluster, Ministry, QuotaOption  # noqa: F401
-from .requests.models import Request, RequestEvent  # noqa: F401
+from .requests.models import Request, RequestEvent, TemporaryIncrease  # noqa: F401

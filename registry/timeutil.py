@@ -1,6 +1,6 @@
 """Time in one place: aware UTC everywhere, stored as naive UTC so SQLite and PostgreSQL agree."""
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 
 def utcnow() -> datetime:
@@ -19,3 +19,8 @@ def age(when: datetime | None) -> str:
             n = seconds // size
             return f"{n} {unit}{'s' if n != 1 else ''} ago"
     return "just now"
+
+
+def day(value: date | None) -> str:
+    """'Sun 20 Dec 2026': a calendar day, as a person reads it."""
+    return f"{value:%a} {value.day} {value:%b %Y}" if value else ""

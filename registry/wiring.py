@@ -6,8 +6,8 @@ commit, and which threads a serving process runs. Features never connect themsel
   provisioning are measured, and a commit that wrote outbox rows wakes their sender.
 - :func:`start` / :func:`stop` (the serving entry points: wsgi.py, the ``dev`` and ``worker``
   commands; never ``create_app``, at most once per process): the mail sender, the NATS relay
-  and bridge, the check for stuck requests, and on PostgreSQL the listener that lets other
-  processes' commits wake them.
+  and bridge, the check for stuck requests, the checks of quotas over time, and on PostgreSQL
+  the listener that lets other processes' commits wake them.
 """
 
 import threading
@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from . import outbox
 from .auth.signals import email_verified
+from .capacity import savings
+from .capacity.scheduler import Scheduler
 from .extensions import db
 from .metrics import instruments
 from .notifications import sender
@@ -27,6 +29,7 @@ from .provisioning import messages as provisioning_messages
 from .provisioning import relay
 from .provisioning.worker import NatsWorker
 from .requests import product_pages as request_parts
+from .requests import temporary
 from .requests.signals import request_moved, request_noted
 
 
@@ -35,15 +38,21 @@ def connect_reactions() -> None:
     request_moved.connect(provisioning_messages.request_moved)
     request_moved.connect(notifications.request_moved)
     request_moved.connect(instruments.request_moved_listener)
+    request_moved.connect(temporary.request_moved)
     request_noted.connect(notifications.request_noted)
     # A verified email makes the contacts that name it the account's (access follows accounts).
     email_verified.connect(products.link_contacts)
     # The product pages show the request workflow's parts: products import nothing from it.
     product_pages.parts.listing = request_parts.listing
-    product_pages.parts.detail = request_parts.detail
+    product_pages.parts.detail = _product_detail
     instruments.observe_at_commit()
     sender.install_commit_hook()
     relay.install_commit_hook()
+
+
+def _product_detail(product, page: int = 1) -> dict:
+    """The product page's parts: the request workflow's, and a saving on offer."""
+    return {**request_parts.detail(product, page), **savings.page_part(product)}
 
 
 _lock = threading.Lock()
@@ -58,7 +67,7 @@ def start(app) -> list[threading.Thread]:
                     "REGISTRY_NATS_URL is not set: approved requests could not reach the "
                     "provisioner. Set it (the `dev` command starts a local nats-server)."
                 )
-            threads = [SenderThread(app), NatsWorker(app), StuckChecker(app)]
+            threads = [SenderThread(app), NatsWorker(app), StuckChecker(app), Scheduler(app)]
             with app.app_context():
                 if db.engine.dialect.name == "postgresql":
                     threads.append(outbox.Listener(app))  # commits of other processes wake us

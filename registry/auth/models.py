@@ -10,6 +10,10 @@ from ..access import Role
 from ..extensions import db, in_values
 from ..timeutil import utcnow
 
+# The registry's own account (``auth.services.registry_account``): a reserved domain no person
+# can hold an address at.
+REGISTRY_EMAIL = "registry@registry.invalid"
+
 
 class User(UserMixin, db.Model):
     __tablename__ = "users"
@@ -66,6 +70,12 @@ class User(UserMixin, db.Model):
     @property
     def role_label(self) -> str:
         return Role(self.role).label
+
+    @property
+    def is_registry(self) -> bool:
+        """The registry's own account: the requester of what it asks for by itself (a
+        temporary increase given back). It cannot sign in and gets no email."""
+        return self.email == REGISTRY_EMAIL
 
     def __repr__(self) -> str:
         return f"<User {self.email} {self.role}>"

@@ -4,12 +4,13 @@ from functools import lru_cache
 
 from flask import current_app, has_app_context
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..audit import services as audit
 from ..extensions import db
 from . import signals
-from .models import Role, User
+from .models import REGISTRY_EMAIL, Role, User
 
 
 class AccountError(ValueError):
@@ -135,3 +136,18 @@ def super_admin_emails() -> list[str]:
             .order_by(User.email)
         )
     )
+
+
+def registry_account() -> User:
+    """The account the registry asks in its own name with (made on first use): disabled, so it
+    never signs in, and left out of every email."""
+    user = get_by_email(REGISTRY_EMAIL)
+    if user is not None:
+        return user
+    try:
+        with db.session.begin_nested():
+            user = User(email=REGISTRY_EMAIL, name="Product Registry", active=False)
+            db.session.add(user)
+    except IntegrityError:  # another process made it first
+        user = get_by_email(REGISTRY_EMAIL)
+    return user

@@ -30,6 +30,8 @@ SUBJECTS = {
     "stuck": "Stuck: {name} ({plate})",
     "comment": "New comment: {name} ({plate})",
     "increase_approved": "For your information, an increase approved on usage: {name} ({plate})",
+    "increase_ending": "A temporary increase ends soon: {name} ({plate})",
+    "saving_offer": "A saving on offer: {name} ({plate})",
     ("received", "edit"): "Change requested: {name} ({plate})",
     ("received", "delete"): "Deletion requested: {name} ({plate})",
     ("awaiting_review", "edit"): "Change awaiting your review: {name} ({plate})",
@@ -62,8 +64,9 @@ def team_addresses(request) -> list[str]:
     addresses = [
         *request.product.contact_emails,
         *request.every_named_email,
-        request.requested_by.email,
     ]
+    if not request.requested_by.is_registry:  # the registry asked by itself: it reads no mail
+        addresses.append(request.requested_by.email)
     return list(dict.fromkeys(addresses))
 
 
@@ -80,12 +83,14 @@ def enqueue(kind: str, recipients: list[str], request=None, **context) -> Outbox
     recipients = list(dict.fromkeys(r for r in recipients if r))
     if not recipients:
         return None
-    context.update(request=request, product=request.product if request else None)
+    product = context.pop("product", None) or (request.product if request else None)
+    context.update(request=request, product=product)
     if request is not None:
         context.setdefault("request_url", public_url("requests.detail", request_id=request.id))
     template = SUBJECTS.get((kind, request.type), SUBJECTS[kind]) if request else SUBJECTS[kind]
     subject = "[Product Registry] " + template.format(
-        name=" ".join(request.product.name.split()), plate=request.product.licence_plate
+        name=" ".join(product.name.split()) if product else "",
+        plate=getattr(product, "licence_plate", ""),
     )
     email = OutboxEmail(
         kind=kind,

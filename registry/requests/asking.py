@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 from flask import Blueprint, abort, flash, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
@@ -9,7 +11,7 @@ from ..inputs import validates_its_form
 from ..products import queries
 from ..products import services as product_services
 from ..usage import namespaces as usage
-from . import product_pages
+from . import product_pages, temporary
 from . import queries as request_queries
 from . import services as request_services
 from .forms import CONTACT_EMAILS, CONTACT_GROUPS, ChangeForm, DeletionForm, ProductForm
@@ -177,16 +179,27 @@ def change(plate: str):
     (automatic or review) before the request is made."""
     product = _requestable(plate)
     live = product_services.live_data(product)
-    form = ChangeForm(user=current_user, product=product, data=ProductForm.values_of(live))
+    current = temporary.open_for(product.id)
+    values = ProductForm.values_of(live) | {"ends_on": current.ends_on if current else None}
+    form = ChangeForm(user=current_user, product=product, data=values)
     blocker = request_services.blocker_for(product, RequestType.EDIT)
     if blocker is not None:
         return _refused(product, blocker)
+    tomorrow = (temporary.today() + timedelta(days=1)).isoformat()
+    context = {"product": product, "temporary": current, "tomorrow": tomorrow}
     if request.method == "GET":
-        return render_template("asking/change.html", form=form, product=product)
+        return render_template("asking/change.html", form=form, **context)
     if not form.validate_on_submit():
-        return render("asking/change.html", block="form", status=422, form=form, product=product)
+        return render("asking/change.html", block="form", status=422, form=form, **context)
     data = form.to_data()
-    before, after, changes, verdict = request_services.preview_edit(product, data)
+    ends_on = _ends_on(form)
+    before, after, changes, verdict = request_services.preview_edit(product, data, ends_on)
+    problem = temporary.end_problem(
+        temporary.resolve(product.id, ends_on), verdict.increases, current
+    )
+    if problem:
+        form.ends_on.errors = [problem]
+        return render("asking/change.html", block="form", status=422, form=form, **context)
     if not changes:
         error = request_services.NothingChanged()
         return render(
@@ -194,23 +207,24 @@ def change(plate: str):
             block="form",
             status=422,
             form=form,
-            product=product,
             nothing=str(error),
+            **context,
         )
 
-    def check_step(status: int = 200, **context):
+    def check_step(status: int = 200, **more):
         """The change as a diff with its path and cost, and one button to send it."""
         return render(
             "asking/change.html",
             block="form",
             status=status,
             form=form,
-            product=product,
             changes=changes,
             verdict=verdict,
             quotas_before=before["namespaces"],
             quotas_after=after["namespaces"],
+            ends_on=temporary.resolve(product.id, ends_on),
             **context,
+            **more,
         )
 
     if request.form.get("confirmed") != "yes":
@@ -223,7 +237,7 @@ def change(plate: str):
         req = _submit_once(
             form,
             lambda: request_services.submit_edit(
-                product, data, current_user, form.key, justification=justification
+                product, data, current_user, form.key, justification=justification, ends_on=ends_on
             ),
         )
     except request_services.TooManySubmissions as exc:
@@ -239,6 +253,12 @@ def change(plate: str):
     return _sent(req, message)
 
 
+def _ends_on(form):
+    """The end day the form sent: a day, None (the field emptied: no end), or ``KEEP`` when
+    the form left the field out (a script), which keeps the open increase's day."""
+    return form.ends_on.data if "ends_on" in request.form else temporary.KEEP
+
+
 @bp.post("/products/<plate>/change/preview")
 @roles_required(*REQUESTERS)
 @validates_its_form
@@ -248,9 +268,13 @@ def change_preview(plate: str):
     form = ChangeForm(user=current_user, product=product)
     if not form.validate():
         return render_template("asking/_change_summary.html", invalid=True)
-    before, after, changes, verdict = request_services.preview_edit(product, form.to_data())
+    ends_on = _ends_on(form)
+    before, after, changes, verdict = request_services.preview_edit(
+        product, form.to_data(), ends_on
+    )
     return render_template(
         "asking/_change_summary.html",
+        ends_on=temporary.resolve(product.id, ends_on),
         changes=changes,
         verdict=verdict,
         quotas_before=before["namespaces"],

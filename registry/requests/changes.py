@@ -36,7 +36,7 @@ class Change:
             verb = "goes up" if self.direction > 0 else "goes down"
             said = f"{self.label} {verb} from {self.before} to {self.after}"
             return f"{said} ({self.measured})" if self.measured else said
-        if self.kind == "contact":
+        if self.kind in ("contact", "ends"):
             return f"{self.label} changes from {self.before} to {self.after}"
         return f"{self.label} changes"
 
@@ -146,6 +146,18 @@ RULES: tuple[Rule, ...] = (
         "More CPU, memory, storage or snapshots cost the platform capacity: a super admin reviews.",
     ),
     Rule(
+        "temporary-longer",
+        lambda c: c.kind == "ends" and c.direction > 0,
+        True,
+        "Keeping a temporary increase longer, or for good, holds capacity: a super admin reviews.",
+    ),
+    Rule(
+        "temporary-sooner",
+        lambda c: c.kind == "ends" and c.direction < 0,
+        False,
+        "Ending a temporary increase sooner gives capacity back: no review.",
+    ),
+    Rule(
         "quota-decrease",
         lambda c: c.kind == "quota" and c.direction < 0,
         False,
@@ -174,6 +186,8 @@ class Verdict:
     reasons: tuple[str, ...]
     # What measured usage said of the quota increases (usage.rules.Evidence.as_dict()), if any.
     evidence: dict | None = None
+    # The change keeps a temporary increase longer, or for good.
+    holds_longer: bool = False
 
     @property
     def increases(self) -> bool:
@@ -181,8 +195,9 @@ class Verdict:
 
     @property
     def needs_justification(self) -> bool:
-        """A quota increase that waits for review: the team must say why."""
-        return self.needs_review and self.increases
+        """A quota increase, or a longer hold of one, that waits for review: the team must say
+        why."""
+        return self.needs_review and (self.increases or self.holds_longer)
 
     @property
     def summary(self) -> str:
@@ -203,13 +218,15 @@ def assess(changes: list[Change], automatic: bool = True, evidence: dict | None 
     """Apply :data:`RULES` to an edit's changes. ``automatic=False`` (the setting
     ``AUTO_APPROVE_EDITS``) sends every change to review. ``evidence``: what measured usage said
     of the quota increases (their changes carry ``measured`` where it supports them)."""
+    longer = any(c.kind == "ends" and c.direction > 0 for c in changes)
     if not automatic:
         return Verdict(
             True,
             ("automatic approval is turned off; a super admin reviews every change",),
             evidence,
+            longer,
         )
     reviewed = [c for c in changes if rule_for(c).needs_review]
     if reviewed:
-        return Verdict(True, tuple(c.sentence for c in reviewed), evidence)
+        return Verdict(True, tuple(c.sentence for c in reviewed), evidence, longer)
     return Verdict(False, tuple(c.sentence for c in changes), evidence)

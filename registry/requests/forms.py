@@ -7,7 +7,15 @@ import re
 import uuid
 
 from flask import current_app
-from wtforms import Form, FormField, HiddenField, SelectField, StringField, TextAreaField
+from wtforms import (
+    DateField,
+    Form,
+    FormField,
+    HiddenField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, Email, Length, Optional, ValidationError
 
 from ..inputs import StorableForm
@@ -321,14 +329,19 @@ class ChangeForm(ProductForm):
         ],
     )
 
+    # A temporary increase: the day its quotas go back (empty: for good).
+    ends_on = DateField(
+        "Quotas go back on",
+        validators=[Optional()],
+        format="%Y-%m-%d",
+        render_kw={"autocomplete": "off"},
+    )
+
     def __init__(self, *args, product, **kwargs):
         super().__init__(*args, **kwargs)
         self.product = product
         self.own_plate = product.licence_plate
         self.cluster.data = product.cluster_name
-
-    def validate_cluster(self, field):
-        pass  # fixed to the product's own; a lab product stays where it is
 
 
 class DeletionForm(SubmitOnce, StorableForm):

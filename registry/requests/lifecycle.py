@@ -133,7 +133,7 @@ def transition(
 
 # Timeline entries that move nothing: a question or an answer on the request, a provisioner's
 # report replayed or discarded, a reminder to the super admins of a stuck request.
-NOTE_KINDS = frozenset({"comment", "dead_letter", "reminder"})
+NOTE_KINDS = frozenset({"comment", "dead_letter", "reminder", "temporary"})
 
 
 def note(request: Request, kind: str, text: str, actor=None, at=None) -> RequestEvent:

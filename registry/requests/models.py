@@ -2,7 +2,7 @@
 
 import enum
 import re
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import (
     JSON,
@@ -143,6 +143,9 @@ class Request(db.Model):
     # usage said of it when it was asked (registry/usage/rules.py: figures, window, verdict).
     justification: Mapped[str | None] = mapped_column(Text)
     usage_evidence: Mapped[dict | None] = mapped_column(JSON)
+    # A temporary increase: the day the quotas it raises go back (asked by the team, or set by
+    # the super admin who granted it; requests/temporary.py).
+    quota_ends_on: Mapped[date | None]
     # 1, then one more each time a super admin re-sends the request to the provisioner.
     attempt: Mapped[int] = mapped_column(default=1, server_default="1")
     # The one-time key of the form that made the request: the same form sent twice makes one.
@@ -249,7 +252,8 @@ class RequestEvent(db.Model):
     reported_at: Mapped[datetime | None]
     # "transition" (from_status → to_status), or an entry that moves nothing: "comment" (a
     # question or an answer on the request), "dead_letter" (a report replayed or discarded),
-    # "reminder" (super admins were reminded of a stuck request).
+    # "reminder" (super admins were reminded of a stuck request), "temporary" (a temporary
+    # increase: the team warned of its end, or its end waiting for another request).
     kind: Mapped[str] = mapped_column(String(20), default="transition", server_default="transition")
 
     request: Mapped[Request] = relationship(back_populates="events")
@@ -272,6 +276,8 @@ class RequestEvent(db.Model):
 
         if self.kind == "reminder":
             return "Super admins reminded"
+        if self.kind == "temporary":
+            return "Temporary increase"
         if self.kind == "comment":
             return "Comment"
         if self.kind == "dead_letter":
@@ -298,3 +304,47 @@ def outcome_label(kind: str, status: str) -> str:
     if status == RequestStatus.PROVISIONED:
         return {"create": "Provisioned", "edit": "Applied", "delete": "Deleted"}[kind]
     return RequestStatus(status).label
+
+
+class TemporaryOutcome(enum.StrEnum):
+    REVERTED = "reverted"  # the registry asked for the earlier quotas back (revert_request_id)
+    KEPT = "kept"  # a later request kept the quotas for good (reviewed)
+    SUPERSEDED = "superseded"  # a later request moved the end or raised more: a new row holds it
+    CHANGED = "changed"  # at the end, every raised quota had been changed since: nothing to do
+
+
+class TemporaryIncrease(db.Model):
+    """Quotas raised until a day. At most one is open per product (``outcome`` NULL): it holds
+    every raised quota, with the value to go back to, and the request that set the end."""
+
+    __tablename__ = "temporary_increases"
+    __table_args__ = (
+        CheckConstraint(
+            f"outcome IS NULL OR {in_values('outcome', TemporaryOutcome)}", name="outcome_known"
+        ),
+        Index(
+            "uq_temporary_increases_open_per_product",
+            "product_id",
+            unique=True,
+            postgresql_where=text("outcome IS NULL"),
+            sqlite_where=text("outcome IS NULL"),
+        ),
+        Index("ix_temporary_increases_outcome_ends_on", "outcome", "ends_on"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"), unique=True)
+    ends_on: Mapped[date]
+    # "namespaces.<env>.<kind>" -> {"from": the option to go back to, "to": the raised option}
+    restore: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    warned_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    revert_request_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id"))
+    # At the end, another request of the product was open: the revert waits for it.
+    waiting_on_request_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id"))
+
+    product: Mapped[Product] = relationship()
+    request: Mapped[Request] = relationship(foreign_keys=[request_id])

@@ -5,7 +5,7 @@ and the change it would make, and a page of the history on the product page."""
 from ..extensions import db
 from ..products.models import Product
 from ..usage import namespaces as usage
-from . import changes, queries
+from . import changes, queries, temporary
 from .models import RequestStatus, RequestType
 
 
@@ -47,8 +47,11 @@ def product_page(product: Product, requests: list) -> dict:
         r.type == RequestType.CREATE and r.status == RequestStatus.PROVISIONED for r in requests
     )
     last_create = next((r for r in requests if r.type == RequestType.CREATE), None)
+    ending = temporary.open_for(product.id) if product.status != "deleted" else None
     return {
         "usage": _usage(product, built),
+        "temporary": ending,
+        "going_back": temporary.going_back(ending) if ending else [],
         "requests": requests,
         "active": active,
         "pending_changes": pending_changes,

@@ -1,3 +1,5 @@
+from datetime import date
+
 from flask import Blueprint, abort, current_app, flash, request, url_for
 from flask_login import current_user
 
@@ -10,7 +12,7 @@ from ..reference import services as reference
 from ..reference.models import ENVIRONMENTS, QUOTA_KINDS
 from ..usage import clusters as usage_clusters
 from ..usage import namespaces as usage_namespaces
-from . import queries
+from . import queries, temporary
 from . import services as request_services
 
 # Review: the super admins' queue of pending requests and their decisions.
@@ -51,6 +53,22 @@ def _granted_quotas() -> dict[str, dict[str, str]] | None:
             if value:
                 quotas.setdefault(env, {})[kind] = value
     return quotas or None
+
+
+def _granted_until():
+    """The end day of "Approve with other quotas" (a temporary increase): a day, None (for
+    good), or ``KEEP`` (as asked) when the form did not send one."""
+    if "ends_on" not in request.form:
+        return temporary.KEEP
+    text = request.form["ends_on"].strip()
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise request_services.InvalidDecision(
+            "Give the day the quotas go back as a date (YYYY-MM-DD)."
+        ) from None
 
 
 @bp.get("/queue")
@@ -115,7 +133,12 @@ def decide(request_id: int):
     granted = _granted_quotas()
     try:
         req = request_services.decide(
-            request_id, current_user, decision == "approve", comment, quotas=granted
+            request_id,
+            current_user,
+            decision == "approve",
+            comment,
+            quotas=granted,
+            ends_on=_granted_until(),
         )
         verb = "Approved" if decision == "approve" else "Rejected"
         message = f"{verb} {req.product.name} ({req.product.licence_plate})."

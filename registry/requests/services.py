@@ -11,6 +11,7 @@ from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from ..audit import services as audit
+from ..auth import services as accounts
 from ..extensions import db
 from ..products import services as product_services
 from ..products.models import ContactRole, Product, ProductContactHistory, ProductStatus
@@ -19,7 +20,7 @@ from ..reference.models import ENVIRONMENTS, QUOTA_KINDS
 from ..timeutil import age, utcnow
 from ..usage import namespaces as usage
 from ..usage import rules as usage_rules
-from . import changes
+from . import changes, temporary
 from .lifecycle import note, transition
 from .models import ACTIVE_STATUSES, Request, RequestEvent, RequestStatus, RequestType
 
@@ -84,6 +85,10 @@ class ReasonNeeded(RequestError):
             "Say why the product should be deleted: the super admin who decides reads it beside"
             " what still runs in its namespaces."
         )
+
+
+class EndNotAllowed(RequestError):
+    """The end day of a temporary increase cannot be taken (temporary.end_problem)."""
 
 
 class NothingChanged(RequestError):
@@ -247,12 +252,18 @@ def submit_again(
     return request
 
 
-def preview_edit(product: Product, data: product_services.ProductData):
+def preview_edit(product: Product, data: product_services.ProductData, ends_on=temporary.KEEP):
     """The changes an edit would make to the live product, and the path they would take: a
-    quota increase is judged on the product's measured usage (registry/usage/rules.py)."""
+    quota increase is judged on the product's measured usage (registry/usage/rules.py); a
+    new end day of the open temporary increase is a change too (``ends_on``: ``KEEP`` keeps
+    it)."""
     before = product_services.live_data(product)
     after = {**data.as_dict(), "cluster": product.cluster_name}  # the cluster never changes
     found = changes.diff(before, after)
+    if ends_on is not temporary.KEEP:
+        moved = temporary.change(temporary.open_for(product.id), ends_on)
+        if moved is not None:
+            found.append(moved)
     config = current_app.config
     increases = [c.field for c in found if c.kind == "quota" and c.direction > 0]
     evidence = None
@@ -265,7 +276,7 @@ def preview_edit(product: Product, data: product_services.ProductData):
             why = {c.field: c.why for c in judged.checks}
             found = [dataclasses.replace(c, measured=why.get(c.field, "")) for c in found]
     verdict = changes.assess(found, config["AUTO_APPROVE_EDITS"], evidence)
-    if verdict.needs_justification:
+    if verdict.needs_review and increases:
         # Why it waits, in the figures: shown before submit and on the timeline.
         verdict = dataclasses.replace(
             verdict, reasons=(*verdict.reasons, f"measured usage: {judged.summary}")
@@ -279,20 +290,29 @@ def submit_edit(
     requester,
     submission_key: str | None = None,
     justification: str | None = None,
+    ends_on=temporary.KEEP,
 ) -> Request:
     """Ask for a change to a live product. Changes that the automatic-approval rules allow go
     to the provisioner at once, with the rule on the timeline; the rest wait for review. A quota
-    increase that waits needs a justification; the usage evidence is kept either way."""
+    increase that waits needs a justification; the usage evidence is kept either way.
+    ``ends_on``: the day the quotas raised go back (a temporary increase; ``KEEP``: the open
+    one's day, if any)."""
     _require_state(product, RequestType.EDIT)
-    before, after, found, verdict = preview_edit(product, data)
+    before, after, found, verdict = preview_edit(product, data, ends_on)
     if not found:
         raise NothingChanged()
+    current = temporary.open_for(product.id)
+    ends_on = temporary.resolve(product.id, ends_on)
+    problem = temporary.end_problem(ends_on, verdict.increases, current)
+    if problem:
+        raise EndNotAllowed(problem)
     justification = (justification or "").strip() or None
     if verdict.needs_justification and not justification:
         raise JustificationNeeded()
     request = _new_request(product, RequestType.EDIT, requester, before, after, submission_key)
     request.justification = justification
     request.usage_evidence = verdict.evidence
+    request.quota_ends_on = ends_on
     if verdict.needs_review:
         transition(request, RequestStatus.PENDING, requester, note=verdict.summary)
     else:
@@ -310,6 +330,25 @@ def submit_edit(
             + usage_rules.summary_of(evidence),
             actor=requester,
         )
+    return request
+
+
+def submit_return(product: Product, namespaces: dict, why: str) -> Request:
+    """The registry asks, in its own name, for ``namespaces`` (the earlier quotas of a temporary
+    increase that ended): approved at once, as agreed when the increase was granted, and applied
+    by the provisioner like any change. Raises ``ActiveRequestExists`` while another is open."""
+    _require_state(product, RequestType.EDIT)
+    before = product_services.live_data(product)
+    after = {**before, "namespaces": namespaces}
+    request = _new_request(
+        product, RequestType.EDIT, accounts.registry_account(), before, after, None
+    )
+    request.justification = why
+    request.decided_at = utcnow()
+    request.decision_data = after
+    gone = "; ".join(c.sentence for c in changes.diff(before, after))
+    transition(request, RequestStatus.APPROVED, None, note=f"Approved automatically: {why} {gone}.")
+    db.session.flush()
     return request
 
 
@@ -430,15 +469,17 @@ def decide(
     approve: bool,
     comment: str | None = None,
     quotas: dict[str, dict[str, str]] | None = None,
+    ends_on=temporary.KEEP,
 ) -> Request:
     """Approve or reject a pending request as super admin ``actor``.
 
     ``quotas`` (environment -> kind -> option): an edit approved with other quotas than asked;
-    the reason goes in ``comment``. Raises :class:`AlreadyDecided` when the request is no
-    longer pending (another admin was first, or the requester cancelled), :class:`NotAllowed`
-    for a request the admin submitted or (``SEPARATE_DUTIES``) of a product they are a contact
-    of, :class:`CommentRequired` for a rejection, or a change of
-    quotas, without a comment.
+    the reason goes in ``comment``. ``ends_on``: an edit granted until that day (a temporary
+    increase; None: for good; ``KEEP``: as asked). Raises :class:`AlreadyDecided` when the
+    request is no longer pending (another admin was first, or the requester cancelled),
+    :class:`NotAllowed` for a request the admin submitted or (``SEPARATE_DUTIES``) of a product
+    they are a contact of, :class:`CommentRequired` for a rejection, or a change of quotas,
+    without a comment.
     """
     if not actor.is_super_admin:
         raise NotAllowed("Only super admins decide requests.")
@@ -459,6 +500,19 @@ def decide(
         decided = _with_quotas(request, quotas)
         if decided != request.requested_data and not comment:
             raise CommentRequired("Say why the granted quotas differ from those asked for.")
+    if approve and ends_on is not temporary.KEEP and ends_on != request.quota_ends_on:
+        if request.type != RequestType.EDIT:
+            raise InvalidDecision("Only a change can be granted until a day.")
+        grants_more = any(
+            c.kind == "quota" and c.direction > 0
+            for c in changes.diff(request.original_data, decided)
+        )
+        problem = temporary.end_problem(
+            ends_on, grants_more, temporary.open_for(request.product_id)
+        )
+        if problem:
+            raise InvalidDecision(problem)
+        request.quota_ends_on = ends_on
 
     request.decided_by_id = actor.id
     request.decided_by = actor
@@ -493,6 +547,8 @@ def _decision_detail(request: Request, approve: bool, comment: str | None) -> st
     ]
     if comment:
         parts.append(f"Comment: {comment}")
+    if approve and request.quota_ends_on:
+        parts.append(f"Quotas raised go back on {request.quota_ends_on.isoformat()}.")
     if approve and request.decision_data != request.requested_data:
         asked = request.requested_data["namespaces"]
         granted = request.decision_data["namespaces"]

@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from registry import contract
 from registry.auth import service_accounts as machine_accounts
 from registry.auth.models import Role, ServiceAccount, User
+from registry.capacity.models import SavingOffer
 from registry.extensions import db
 from registry.outbox.models import EmailStatus, OutboxEmail
 from registry.products.models import Product
@@ -46,6 +47,8 @@ class World:
     service_account_id: int  # an active service account, to be revoked
     # An open dead letter naming the request (pending: a replay fails); 0 where none is made.
     dead_letter_id: int = 0
+    # A saving offered on the product (it is not active: applying it is refused with a reason).
+    offer_id: int = 0
 
     def url_values(self) -> dict:
         """What each part of a route's path is in this world."""
@@ -55,6 +58,7 @@ class World:
             "email_id": self.failed_email_id,
             "account_id": self.service_account_id,
             "letter_id": self.dead_letter_id,
+            "offer_id": self.offer_id,
         }
 
     def url(self, app, endpoint: str, **query) -> str:
@@ -91,6 +95,14 @@ def make_world() -> World:
     account, _ = machine_accounts.create_service_account("pipeline")
     report = contract.report_body(req.product.licence_plate, "silver", req.id, "workflow_started")
     letter = dead_letter_rules.dead_letter("nats", json.dumps(report), "request is pending")
+    offer = SavingOffer(
+        product=req.product,
+        proposal={"namespaces.dev.cpu": {"from": "cpu-request-0.5-limit-1.5",
+                  "to": "cpu-request-0.5-limit-1.5", "peak": 0.01, "quota": 0.5}},
+        monthly_saving=0.0,
+        window_days=30,
+    )  # fmt: skip
+    db.session.add(offer)
     db.session.commit()
     return World(
         emails={persona: user.email for persona, user in people.items()},
@@ -99,6 +111,7 @@ def make_world() -> World:
         failed_email_id=failed.id,
         service_account_id=account.id,
         dead_letter_id=letter.id,
+        offer_id=offer.id,
     )
 
 
@@ -245,6 +258,15 @@ ROUTES = [
     # "Pick a contact": names and emails of the people the registry knows, only to those who
     # may ask for products (a fragment for HTMX).
     Route("asking.people", "GET", matrix(200, support=403), query={"q": "co"}),
+    # A saving on offer: its team and super admins answer it (this product is not active, so
+    # applying is refused with the reason on the product page); support only reads.
+    *(
+        Route(endpoint, "POST", matrix((303, "/products/{plate}"), unrelated=404, support=403))
+        for endpoint in ("capacity.apply_saving", "capacity.dismiss_saving")
+    ),
+    # The cost report, as a page and a CSV: the staff.
+    Route("capacity.cost_report", "GET", STAFF_PAGE),
+    Route("capacity.cost_report_csv", "GET", STAFF_PAGE),
     Route("products.detail", "GET", PRODUCT_PAGE),
     # The world's product is still requested: no change, deletion or new request can be made
     # while its first request is open, and the answer says so (409) to those who may ask.

@@ -29,7 +29,7 @@ NUL = "a\x00b"
 FIELDS = [
     "q", "status", "type", "cluster", "ministry", "page", "field", "next", "comment",
     "decision", "confirmation", "confirmed", "submission_key", "name", "description",
-    "email", "password", "product_owner-email", "prod-cpu", "quota-prod-cpu",
+    "email", "password", "product_owner-email", "prod-cpu", "quota-prod-cpu", "ends_on",
 ]  # fmt: skip
 
 
@@ -49,6 +49,7 @@ def urls(app, world, plate: str):
             "email_id": 1,
             "account_id": 1,
             "letter_id": 1,
+            "offer_id": 1,
         }
         url = app.url_map.bind("localhost").build(
             rule.endpoint, {name: values[name] for name in rule.arguments}

@@ -77,6 +77,7 @@ FEATURES = {
     "operations": {"auth", "notifications", "products", "requests"},
     "filters": {"reference"},
     "health": {"metrics", "wiring"},
+    "capacity": {"audit", "auth", "notifications", "products", "reference", "requests", "usage"},
 }
 # What puts it all together, and may import anything: the app factory, the one module that
 # wires reactions and threads, the commands, the list of every model.

@@ -8,8 +8,10 @@ passes the same contract check as a create's.
 """
 
 import re
+from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from registry import contract
 from registry.extensions import db
@@ -210,3 +212,45 @@ def test_every_kind_of_message_passes_the_contract_check(
     request = db.session.get(Request, req.id)
     owners = [c["email"] for c in messages[0]["contacts"] if c["role"] == "owner"]
     assert owners == [request.granted_data["contacts"]["owner"]["email"]]
+
+
+def test_a_temporary_increase_goes_back_through_the_provisioner_on_its_day(
+    provisioner, gitops, nats_app, nats_server, owner, admin
+):
+    """The clock is the day handed to the check: no sleep, no setting of the wall clock."""
+    from registry.capacity import ends
+    from registry.requests import temporary
+
+    product = provisioned_product(owner, admin)
+    plate, product_id = product.licence_plate, product.id
+    path = f"silver/{plate}/{plate}-prod/resourcequotas.yaml"
+    until = temporary.today() + timedelta(days=7)
+    edit = services.submit_edit(
+        product,
+        changed(product, quotas={"prod": {"cpu": BIGGER_CPU}}),
+        owner,
+        justification="A load test of the spring release.",
+        ends_on=until,
+    )
+    db.session.commit()
+    services.decide(edit.id, admin, approve=True)
+    db.session.commit()
+    wait_for(edit.id, "provisioned")
+    assert yaml_on_main(gitops, path)[0]["spec"]["hard"]["limits.cpu"] == "4"
+
+    db.session.rollback()
+    assert ends.check(until) == {"warned": 0, "reverted": 1, "waiting": 0, "changed": 0}
+    back = db.session.scalars(
+        select(Request).where(Request.product_id == product_id).order_by(Request.id.desc())
+    ).first()
+    assert back.requested_by.is_registry and back.is_auto_approved
+    wait_for(back.id, "provisioned")
+    assert yaml_on_main(gitops, path)[0]["spec"]["hard"]["limits.cpu"] == "1.5"
+    product = product_of(product_id)
+    assert product.status == ProductStatus.ACTIVE
+    assert {ns.environment: ns.cpu for ns in product.namespaces}["prod"] == (
+        builders.DEFAULT_QUOTAS["cpu"]
+    )
+    # The edit message says who asked: the registry itself, in its own name.
+    messages = stream_messages(nats_app, nats_server.url, SUBJECT.format("silver"))
+    assert messages[-1]["workflow"] == f"silver-{plate}-{back.id}"
