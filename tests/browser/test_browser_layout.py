@@ -13,6 +13,7 @@ One browser context per role (signed in once), each page at both widths.
 """
 
 import json
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -23,12 +24,13 @@ from sqlalchemy import select
 from registry import contract
 from registry.auth import service_accounts as machine_accounts
 from registry.auth.models import Role
+from registry.capacity.models import SavingOffer
 from registry.extensions import db
 from registry.outbox.models import EmailStatus, OutboxEmail
 from registry.products.services import ContactData, ProductData, live_data
 from registry.provisioning import dead_letters as dead_letter_rules
-from registry.requests import services
-from registry.requests.models import Request
+from registry.requests import services, temporary
+from registry.requests.models import Request, TemporaryIncrease
 from tests import builders
 from tests.app.test_access import ROUTES, World
 from tests.operations import ops_scenario
@@ -45,6 +47,7 @@ NOT_PAGES = {
     "metrics.metrics",  # Prometheus' text format
     "audit.export",
     "finding.export",  # CSV
+    "capacity.cost_report_csv",
     "favicon",
     "index",  # a redirect to each role's own page
     "auth.oidc_start",  # 404 with single sign-on off (tests/auth/test_oidc.py)
@@ -235,7 +238,19 @@ def lived_in(people: dict) -> list[tuple[str, str, tuple[str, ...]]]:
         "No request matches this report: " + "unknown-plate-" * 10,
     )
     db.session.commit()
-    settled = db.session.get(Request, scenario.provisioned[0]).product.licence_plate
+    settled_product = db.session.get(Request, scenario.provisioned[0]).product
+    settled = settled_product.licence_plate
+    # On it, a temporary increase and a saving on offer (rows as the checks make them).
+    going = {"from": "cpu-request-0.5-limit-1.5", "to": "cpu-request-2-limit-4"}
+    db.session.add_all([
+        TemporaryIncrease(product=settled_product, request_id=scenario.provisioned[0],
+                          ends_on=temporary.today() + timedelta(days=20),
+                          restore={"namespaces.prod.cpu": going}),
+        SavingOffer(product=settled_product, window_days=30, monthly_saving=120.0,
+                    proposal={"namespaces.dev.memory": {"from": "memory-request-16-limit-32",
+                              "to": "memory-request-4-limit-8", "peak": 2.61, "quota": 16}}),
+    ])  # fmt: skip
+    db.session.commit()
     rejected = db.session.get(Request, scenario.rejected).product.licence_plate
     return [
         ("requests.detail", f"/requests/{scenario.provisioned[0]}", TEAM_AND_STAFF),
@@ -244,6 +259,8 @@ def lived_in(people: dict) -> list[tuple[str, str, tuple[str, ...]]]:
         ("requests.detail", f"/requests/{edit.id}", TEAM_AND_STAFF),
         ("products.detail", f"/products/{product.licence_plate}", TEAM_AND_STAFF),
         ("products.detail", f"/products/{rejected}", ("requester",)),
+        ("products.detail", f"/products/{settled}", TEAM_AND_STAFF),
+        ("capacity.cost_report", "/reports/cost", ("support", "super_admin")),
         ("asking.change", f"/products/{settled}/change", ("requester",)),
         ("asking.delete", f"/products/{settled}/delete", ("requester",)),
         ("asking.request_again", f"/products/{rejected}/request-again", ("requester",)),
