@@ -104,6 +104,7 @@ def measure(host, path, cookie, clients, seconds) -> dict:
         "rate": rate,
         "p50": statistics.median(latencies) * 1000,
         "p95": common.percentile(latencies, 95) * 1000,
+        "alone_p50": statistics.median(alone) * 1000,
         "alone_p95": common.percentile(alone, 95) * 1000,
         "errors": errors + alone_errors,
     }

@@ -51,8 +51,8 @@ def peaks(cluster: str, days: int) -> dict[str, dict[str, float]]:
     source = dataclasses.replace(source, timeout=TIMEOUT_SECONDS)
     found: dict[str, dict[str, float]] = {}
     for resource, expression in (("cpu", usage.CPU), ("memory", usage.MEMORY)):
-        now = expression.format(ns=EVERY_NAMESPACE)
-        for labels, value in source.query(f"max_over_time(({now})[{days}d:5m])"):
+        over = expression.format(ns=EVERY_NAMESPACE, rate=usage.STEP)
+        for labels, value in source.query(f"max_over_time(({over})[{days}d:{usage.STEP}])"):
             scale = 1 if resource == "cpu" else usage.GIB
             found.setdefault(labels.get("namespace", ""), {})[resource] = value / scale
     return found

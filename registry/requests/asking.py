@@ -186,7 +186,10 @@ def change(plate: str):
     if blocker is not None:
         return _refused(product, blocker)
     tomorrow = (temporary.today() + timedelta(days=1)).isoformat()
-    context = {"product": product, "temporary": current, "tomorrow": tomorrow}
+    measured = (
+        usage.usage_of(product.licence_plate, product.cluster_name) if usage.is_on() else None
+    )
+    context = {"product": product, "temporary": current, "tomorrow": tomorrow, "usage": measured}
     if request.method == "GET":
         return render_template("asking/change.html", form=form, **context)
     if not form.validate_on_submit():

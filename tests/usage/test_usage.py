@@ -357,3 +357,30 @@ def test_cluster_urls_are_read_from_either_notation():
         "gold": "https://b",
     }
     assert cluster_urls({"silver": "http://127.0.0.1:9090"}) == {"silver": "http://127.0.0.1:9090"}
+
+
+def test_the_change_form_shows_what_each_namespace_uses_beside_its_quota(
+    app, client, prometheus, owner, admin
+):
+    product = live_product(owner, admin)
+    prometheus(busy(product.licence_plate))
+    builders.login(client, owner)
+    html = client.get(f"/products/{product.licence_plate}/change").get_data(as_text=True)
+    uses = re.findall(r'<p class="quota-use">([^<]+)</p>', html)
+    # prod and dev run: CPU and memory on average and at peak, storage held; tools and test don't.
+    assert len(uses) == 6, uses
+    assert any(re.fullmatch(r"uses 0\.(39|4|41) on average, 0\.5[1-3] at peak", u) for u in uses)
+    assert "0.9 of 1 GiB held" in uses
+    assert "what the namespace used over the last 14 days" in html
+
+
+def test_without_prometheus_the_change_form_says_usage_is_not_available(
+    app, client, prometheus, owner, admin
+):
+    product = live_product(owner, admin)
+    server = prometheus(busy(product.licence_plate))
+    server.stop()
+    builders.login(client, owner)
+    html = client.get(f"/products/{product.licence_plate}/change").get_data(as_text=True)
+    assert "Usage not available (Prometheus could not be reached" in html
+    assert 'class="quota-use"' not in html
