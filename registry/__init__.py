@@ -32,6 +32,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         models,  # noqa: F401  (every table, for Alembic and create_all)
         wiring,
     )
+    from .api import bp as api_bp
+    from .api.pages import pages as api_pages
     from .audit import bp as audit_bp
     from .auth import bp as auth_bp
     from .auth import oidc
@@ -64,6 +66,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         audit_bp,
         operations_bp,
         capacity_bp,
+        api_bp,
+        api_pages,
     ):
         app.register_blueprint(blueprint)
     oidc.init_app(app)

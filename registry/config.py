@@ -205,6 +205,12 @@ class Defaults:
     RIGHTSIZE_SHARE = 0.3
     RIGHTSIZE_TARGET_SHARE = 0.7
     RIGHTSIZE_SILENCE_DAYS = 90
+    # API tokens (docs/api.md): how long a new one lasts unless told, the longest it may, and
+    # how many calls one token may make in a minute (every process counting together; 0: no
+    # limit).
+    API_TOKEN_DAYS = 90
+    API_TOKEN_MAX_DAYS = 365
+    API_CALLS_PER_MINUTE = 600
     # How often the background work runs the checks of quotas over time (temporary increases
     # that end, the weekly right-sizing when it is due).
     SCHEDULE_CHECK_SECONDS = 300

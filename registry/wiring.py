@@ -14,6 +14,7 @@ import threading
 from dataclasses import dataclass
 
 from . import outbox
+from .api import pages as api_pages
 from .auth.signals import email_verified
 from .capacity import savings
 from .capacity.scheduler import Scheduler
@@ -52,7 +53,11 @@ def connect_reactions() -> None:
 
 def _product_detail(product, page: int = 1) -> dict:
     """The product page's parts: the request workflow's, and a saving on offer."""
-    return {**request_parts.detail(product, page), **savings.page_part(product)}
+    return {
+        **request_parts.detail(product, page),
+        **savings.page_part(product),
+        **api_pages.product_part(product),
+    }
 
 
 _lock = threading.Lock()

@@ -20,6 +20,8 @@ ACTIONS = {
     "user_reactivated": "Account reactivated",
     "service_account_created": "Service account created",
     "service_account_revoked": "Service account revoked",
+    "api_token_created": "API token made",
+    "api_token_revoked": "API token revoked",
     "decision": "Decided a request",
     "usage_judged": "Usage judged a quota increase",
     "resend": "Re-sent to the provisioner",

@@ -12,7 +12,8 @@ from ..timeutil import utcnow
 
 # The registry's own account (``auth.services.registry_account``): a reserved domain no person
 # can hold an address at.
-REGISTRY_EMAIL = "registry@registry.invalid"
+MACHINE_DOMAIN = "@registry.invalid"
+REGISTRY_EMAIL = "registry" + MACHINE_DOMAIN
 
 
 class User(UserMixin, db.Model):
@@ -76,6 +77,12 @@ class User(UserMixin, db.Model):
         """The registry's own account: the requester of what it asks for by itself (a
         temporary increase given back). It cannot sign in and gets no email."""
         return self.email == REGISTRY_EMAIL
+
+    @property
+    def is_machine(self) -> bool:
+        """An account no person holds (the registry's own, an API token's): it cannot sign in
+        and gets no email."""
+        return self.email.endswith(MACHINE_DOMAIN)
 
     def __repr__(self) -> str:
         return f"<User {self.email} {self.role}>"

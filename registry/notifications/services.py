@@ -65,7 +65,7 @@ def team_addresses(request) -> list[str]:
         *request.product.contact_emails,
         *request.every_named_email,
     ]
-    if not request.requested_by.is_registry:  # the registry asked by itself: it reads no mail
+    if not request.requested_by.is_machine:  # the registry or an API token: nobody reads it
         addresses.append(request.requested_by.email)
     return list(dict.fromkeys(addresses))
 

@@ -18,6 +18,9 @@ from markupsafe import escape
 from sqlalchemy import func, select
 
 from registry import contract
+from registry.api import tokens as api_tokens
+from registry.api.models import Access, Scope
+from registry.api.spec import ENDPOINTS as API_ENDPOINTS
 from registry.auth import service_accounts as machine_accounts
 from registry.auth.models import Role, ServiceAccount, User
 from registry.capacity.models import SavingOffer
@@ -49,6 +52,9 @@ class World:
     dead_letter_id: int = 0
     # A saving offered on the product (it is not active: applying it is refused with a reason).
     offer_id: int = 0
+    # An API token of the product's team, and one of a super admin over every product.
+    product_token_id: int = 0
+    staff_token_id: int = 0
 
     def url_values(self) -> dict:
         """What each part of a route's path is in this world."""
@@ -59,11 +65,16 @@ class World:
             "account_id": self.service_account_id,
             "letter_id": self.dead_letter_id,
             "offer_id": self.offer_id,
+            "token_id": self.product_token_id,
+            "cluster": "silver",
         }
 
     def url(self, app, endpoint: str, **query) -> str:
         [rule] = app.url_map.iter_rules(endpoint)
-        values = {name: self.url_values()[name] for name in rule.arguments}
+        known = self.url_values()
+        if endpoint == "api_tokens.revoke_staff_token":
+            known["token_id"] = self.staff_token_id
+        values = {name: known[name] for name in rule.arguments}
         return app.url_map.bind("localhost").build(endpoint, {**values, **query})
 
 
@@ -103,6 +114,10 @@ def make_world() -> World:
         window_days=30,
     )  # fmt: skip
     db.session.add(offer)
+    product_token, _ = api_tokens.create(
+        "pipeline", Scope.PRODUCT, Access.READ, people["requester"], product=req.product
+    )
+    staff_token, _ = api_tokens.create("reports", Scope.ALL, Access.READ, people["super_admin"])
     db.session.commit()
     return World(
         emails={persona: user.email for persona, user in people.items()},
@@ -112,6 +127,8 @@ def make_world() -> World:
         service_account_id=account.id,
         dead_letter_id=letter.id,
         offer_id=offer.id,
+        product_token_id=product_token.id,
+        staff_token_id=staff_token.id,
     )
 
 
@@ -195,6 +212,8 @@ class Route:
             return "requester"
         return next(iter(self.changes))
 
+
+API_ROUTES = [SimpleNamespace(endpoint=f"api.{e.name}", method=e.method) for e in API_ENDPOINTS]
 
 ROUTES = [
     Route(
@@ -371,6 +390,40 @@ ROUTES = [
         "POST",
         matrix(403, super_admin=(303, "/admin/service-accounts")),
         changes={"super_admin": {"accounts": 0}},
+    ),
+    # /api/v1 takes a bearer token, never the session cookie: 401 for everyone here (its own
+    # tests: tests/api/). Its document and reference are public.
+    *(
+        Route(r.endpoint, r.method, matrix(401, anonymous=401), csrf=False)
+        for r in API_ROUTES
+        if r.endpoint not in ("api.openapi_document", "api.reference_page")
+    ),
+    Route("api.openapi_document", "GET", matrix(200, anonymous=200)),
+    Route("api.reference_page", "GET", matrix(200, anonymous=200)),
+    # API tokens: a product's team makes (the secret on the page the POST answers) and revokes
+    # its own; super admins make and revoke those over ministries.
+    Route(
+        "api_tokens.make_product_token",
+        "POST",
+        matrix(200, unrelated=404, support=403),
+        form=lambda w: {"name": "nightly", "access": "read", "days": "30"},
+    ),
+    Route(
+        "api_tokens.revoke_product_token",
+        "POST",
+        matrix((303, "/products/{plate}"), unrelated=404, support=403),
+    ),
+    Route("api_tokens.staff_tokens", "GET", matrix(403, super_admin=200)),
+    Route(
+        "api_tokens.staff_tokens",
+        "POST",
+        matrix(403, super_admin=200),
+        form=lambda w: {"name": "reports 2", "scope": "all", "access": "read", "days": "30"},
+    ),
+    Route(
+        "api_tokens.revoke_staff_token",
+        "POST",
+        matrix(403, super_admin=(303, "/admin/api-tokens")),
     ),
 ]
 MAILBOX_ENDPOINTS = [r.endpoint for r in ROUTES if r.endpoint.startswith("notifications.mailbox")]

@@ -50,6 +50,8 @@ def urls(app, world, plate: str):
             "account_id": 1,
             "letter_id": 1,
             "offer_id": 1,
+            "token_id": 1,
+            "cluster": "silver",
         }
         url = app.url_map.bind("localhost").build(
             rule.endpoint, {name: values[name] for name in rule.arguments}
