@@ -51,6 +51,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .requests import asking, finding, review
     from .requests import bp as requests_bp
     from .requests import filters as request_filters
+    from .webhooks import bp as webhooks_bp
 
     for blueprint in (
         auth_bp,
@@ -68,6 +69,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         capacity_bp,
         api_bp,
         api_pages,
+        webhooks_bp,
     ):
         app.register_blueprint(blueprint)
     oidc.init_app(app)

@@ -211,6 +211,19 @@ class Defaults:
     API_TOKEN_DAYS = 90
     API_TOKEN_MAX_DAYS = 365
     API_CALLS_PER_MINUTE = 600
+    # Webhooks (docs/api.md#webhooks): at most this many deliveries in flight (one per webhook),
+    # each waiting this long for an answer; retries from BASE seconds, doubled, at most MAX, for
+    # at most MAX_ATTEMPTS; polled this often besides being woken by commits. Targets on
+    # loopback, link-local and private networks are refused unless in ALLOWED_NETWORKS (CIDRs);
+    # plain http unless ALLOW_HTTP.
+    WEBHOOK_CONCURRENCY = 8
+    WEBHOOK_TIMEOUT_SECONDS = 5.0
+    WEBHOOK_RETRY_BASE_SECONDS = 10.0
+    WEBHOOK_RETRY_MAX_SECONDS = 3600.0
+    WEBHOOK_MAX_ATTEMPTS = 12
+    WEBHOOK_POLL_SECONDS = 30.0
+    WEBHOOK_ALLOWED_NETWORKS: list = []  # noqa: RUF012
+    WEBHOOK_ALLOW_HTTP = False
     # How often the background work runs the checks of quotas over time (temporary increases
     # that end, the weekly right-sizing when it is due).
     SCHEDULE_CHECK_SECONDS = 300

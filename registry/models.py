@@ -15,3 +15,4 @@ from .products.models import (  # noqa: F401
 from .provisioning.models import DeadLetter, ProvisioningTarget  # noqa: F401
 from .reference.models import Cluster, Ministry, QuotaOption  # noqa: F401
 from .requests.models import Request, RequestEvent, TemporaryIncrease  # noqa: F401
+from .webhooks.models import Webhook, WebhookDelivery  # noqa: F401

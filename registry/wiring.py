@@ -32,6 +32,9 @@ from .provisioning.worker import NatsWorker
 from .requests import product_pages as request_parts
 from .requests import temporary
 from .requests.signals import request_moved, request_noted
+from .webhooks import sender as webhook_sender
+from .webhooks import services as webhooks
+from .webhooks import views as webhook_pages
 
 
 def connect_reactions() -> None:
@@ -40,6 +43,7 @@ def connect_reactions() -> None:
     request_moved.connect(notifications.request_moved)
     request_moved.connect(instruments.request_moved_listener)
     request_moved.connect(temporary.request_moved)
+    request_moved.connect(webhooks.request_moved)
     request_noted.connect(notifications.request_noted)
     # A verified email makes the contacts that name it the account's (access follows accounts).
     email_verified.connect(products.link_contacts)
@@ -49,6 +53,7 @@ def connect_reactions() -> None:
     instruments.observe_at_commit()
     sender.install_commit_hook()
     relay.install_commit_hook()
+    webhook_sender.install_commit_hook()
 
 
 def _product_detail(product, page: int = 1) -> dict:
@@ -57,6 +62,7 @@ def _product_detail(product, page: int = 1) -> dict:
         **request_parts.detail(product, page),
         **savings.page_part(product),
         **api_pages.product_part(product),
+        **webhook_pages.product_part(product),
     }
 
 
@@ -72,7 +78,13 @@ def start(app) -> list[threading.Thread]:
                     "REGISTRY_NATS_URL is not set: approved requests could not reach the "
                     "provisioner. Set it (the `dev` command starts a local nats-server)."
                 )
-            threads = [SenderThread(app), NatsWorker(app), StuckChecker(app), Scheduler(app)]
+            threads = [
+                SenderThread(app),
+                NatsWorker(app),
+                StuckChecker(app),
+                Scheduler(app),
+                webhook_sender.WebhookSender(app),
+            ]
             with app.app_context():
                 if db.engine.dialect.name == "postgresql":
                     threads.append(outbox.Listener(app))  # commits of other processes wake us

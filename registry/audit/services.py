@@ -22,6 +22,8 @@ ACTIONS = {
     "service_account_revoked": "Service account revoked",
     "api_token_created": "API token made",
     "api_token_revoked": "API token revoked",
+    "webhook_set": "Webhook set",
+    "webhook_removed": "Webhook removed",
     "decision": "Decided a request",
     "usage_judged": "Usage judged a quota increase",
     "resend": "Re-sent to the provisioner",

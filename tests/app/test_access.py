@@ -32,6 +32,7 @@ from registry.provisioning import dead_letters as dead_letter_rules
 from registry.provisioning.models import DeadLetter
 from registry.requests import services as request_services
 from registry.requests.models import Request, RequestStatus
+from registry.webhooks.models import Webhook, WebhookDelivery
 from tests import builders
 from tests.conftest import built_once
 
@@ -55,6 +56,8 @@ class World:
     # An API token of the product's team, and one of a super admin over every product.
     product_token_id: int = 0
     staff_token_id: int = 0
+    # A webhook of the product, with one event waiting to be sent.
+    delivery_id: int = 0
 
     def url_values(self) -> dict:
         """What each part of a route's path is in this world."""
@@ -67,6 +70,7 @@ class World:
             "offer_id": self.offer_id,
             "token_id": self.product_token_id,
             "cluster": "silver",
+            "delivery_id": self.delivery_id,
         }
 
     def url(self, app, endpoint: str, **query) -> str:
@@ -118,6 +122,13 @@ def make_world() -> World:
         "pipeline", Scope.PRODUCT, Access.READ, people["requester"], product=req.product
     )
     staff_token, _ = api_tokens.create("reports", Scope.ALL, Access.READ, people["super_admin"])
+    hook = Webhook(product=req.product, url="https://hooks.example.com/in", secret="whsec_AAAA",
+                   created_by_id=people["requester"].id)  # fmt: skip
+    event = {"type": "request.submitted", "data": {"request_id": req.id}}
+    delivery = WebhookDelivery(
+        webhook=hook, message_id="msg_world", event_type="request.submitted", payload=event
+    )
+    db.session.add_all([hook, delivery])
     db.session.commit()
     return World(
         emails={persona: user.email for persona, user in people.items()},
@@ -129,6 +140,7 @@ def make_world() -> World:
         offer_id=offer.id,
         product_token_id=product_token.id,
         staff_token_id=staff_token.id,
+        delivery_id=delivery.id,
     )
 
 
@@ -414,6 +426,17 @@ ROUTES = [
         matrix((303, "/products/{plate}"), unrelated=404, support=403),
     ),
     Route("api_tokens.staff_tokens", "GET", matrix(403, super_admin=200)),
+    # A product's webhook: its team and super admins set it, remove it, send an event again
+    # (here each is refused with the reason on the product page: a private address, ...).
+    *(
+        Route(
+            endpoint,
+            "POST",
+            matrix((303, "/products/{plate}"), unrelated=404, support=403),
+            form=lambda w: {"url": "https://10.1.2.3/hooks"},
+        )
+        for endpoint in ("webhooks.save", "webhooks.remove", "webhooks.send_again")
+    ),
     Route(
         "api_tokens.staff_tokens",
         "POST",

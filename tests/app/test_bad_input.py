@@ -51,6 +51,7 @@ def urls(app, world, plate: str):
             "letter_id": 1,
             "offer_id": 1,
             "token_id": 1,
+            "delivery_id": 1,
             "cluster": "silver",
         }
         url = app.url_map.bind("localhost").build(

@@ -79,6 +79,7 @@ FEATURES = {
     "health": {"metrics", "wiring"},
     "capacity": {"audit", "auth", "notifications", "products", "reference", "requests", "usage"},
     "api": {"audit", "auth", "products", "reference", "requests"},
+    "webhooks": {"audit", "auth", "products"},
 }
 # What puts it all together, and may import anything: the app factory, the one module that
 # wires reactions and threads, the commands, the list of every model.

@@ -48,6 +48,7 @@ NOT_PAGES = {
     "audit.export",
     "finding.export",  # CSV
     "capacity.cost_report_csv",
+    "api.openapi_document",  # JSON
     "favicon",
     "index",  # a redirect to each role's own page
     "auth.oidc_start",  # 404 with single sign-on off (tests/auth/test_oidc.py)
