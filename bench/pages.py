@@ -61,8 +61,10 @@ def sign_in(host: str, email: str) -> str:
     return response.getheader("Set-Cookie").split(";", 1)[0]
 
 
-def load(host: str, path: str, cookie: str, clients: int, seconds: float):
-    """``clients`` keep-alive connections asking for ``path`` for ``seconds``: latencies, errors."""
+def load(host: str, path: str, cookie: str, clients: int, seconds: float, headers=None):
+    """``clients`` keep-alive connections asking for ``path`` for ``seconds``: latencies, errors.
+    ``headers``: sent instead of the session cookie (an API token)."""
+    headers = headers or {"Cookie": cookie}
     latencies: list[float] = []
     errors: list[int] = []
     lock = threading.Lock()
@@ -75,7 +77,7 @@ def load(host: str, path: str, cookie: str, clients: int, seconds: float):
             if time.monotonic() > deadline:
                 break
             began = time.perf_counter()
-            conn.request("GET", path, headers={"Cookie": cookie})
+            conn.request("GET", path, headers=headers)
             response = conn.getresponse()
             response.read()
             mine.append(time.perf_counter() - began)
@@ -96,10 +98,10 @@ def load(host: str, path: str, cookie: str, clients: int, seconds: float):
     return len(latencies) / elapsed, latencies, errors
 
 
-def measure(host, path, cookie, clients, seconds) -> dict:
-    load(host, path, cookie, 1, 0.5)  # warm: templates compiled, connections open
-    rate, latencies, errors = load(host, path, cookie, clients, seconds)
-    _, alone, alone_errors = load(host, path, cookie, 1, max(seconds / 2, 1))
+def measure(host, path, cookie, clients, seconds, headers=None) -> dict:
+    load(host, path, cookie, 1, 0.5, headers)  # warm: templates compiled, connections open
+    rate, latencies, errors = load(host, path, cookie, clients, seconds, headers)
+    _, alone, alone_errors = load(host, path, cookie, 1, max(seconds / 2, 1), headers)
     return {
         "rate": rate,
         "p50": statistics.median(latencies) * 1000,

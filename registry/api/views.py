@@ -17,7 +17,7 @@ from ..reference.models import ENVIRONMENTS, QUOTA_KINDS
 from ..requests import queries as request_queries
 from ..requests import services as request_services
 from ..requests import temporary
-from ..requests.forms import ChangeForm
+from ..requests.forms import ChangeForm, ProductForm
 from ..requests.models import Request
 from . import bp, schemas
 from .models import Access, Scope
@@ -31,9 +31,11 @@ DIGITS = re.compile(r"^[0-9]{1,12}$")
 
 
 def _covers():
+    """What the token reads: a team's token its product and the products it asked for; a
+    ministry's, that ministry's; everything's, everything."""
     token = g.api_token
     if token.scope == Scope.PRODUCT:
-        return Product.id == token.product_id
+        return (Product.id == token.product_id) | (Product.created_by_id == token.user_id)
     if token.scope == Scope.MINISTRY:
         return Product.ministry_code == token.ministry_code
     return Product.id.is_not(None)
@@ -81,9 +83,11 @@ def _summary(req: Request | None) -> schemas.RequestSummary | None:
     )  # fmt: skip
 
 
-def product_shape(product: Product, active: Request | None) -> schemas.Product:
+def product_shape(product: Product, active: Request | None, ends=True) -> schemas.Product:
+    """``ends``: read the open temporary increase's day (one statement; the cluster's state,
+    which lists thousands, leaves it out)."""
     live = product_services.live_data(product)
-    ending = temporary.open_for(product.id)
+    ending = temporary.open_for(product.id) if ends else None
     return schemas.Product(
         licence_plate=product.licence_plate,
         name=product.name,
@@ -323,7 +327,9 @@ def _form_errors(form) -> list[dict]:
 
 
 def _require_team(product: Product) -> None:
-    if g.api_token.scope != Scope.PRODUCT or g.api_token.product_id != product.id:
+    token = g.api_token
+    ours = token.product_id == product.id or product.created_by_id == token.user_id
+    if token.scope != Scope.PRODUCT or not ours:
         raise Problem(403, "Only a token of this product's team asks for its changes.")
 
 
@@ -417,6 +423,67 @@ def comment_on_request(request_id: str, body: schemas.Comment):
     return request_shape(req)
 
 
+def _new_form(body: schemas.NewProduct, product=None):
+    """The new-product form as a browser would send it, validated with every rule it has."""
+    values = {
+        "name": body.name,
+        "description": body.description,
+        "ministry": body.ministry,
+        "cluster": body.cluster,
+    }
+    contacts = {"owner": "product_owner", "primary_lead": "primary_lead",
+                "secondary_lead": "secondary_lead"}  # fmt: skip
+    for role, prefix in contacts.items():
+        person = getattr(body, role)
+        for part in ("first_name", "last_name", "email"):
+            values[f"{prefix}-{part}"] = getattr(person, part) if person is not None else ""
+    for env in ENVIRONMENTS:
+        quotas = body.quotas.get(env)
+        for kind in QUOTA_KINDS:
+            values[f"{env}-{kind}"] = getattr(quotas, kind) if quotas is not None else ""
+    form = ProductForm(formdata=MultiDict(values), user=g.api_token.user, meta={"csrf": False})
+    if product is not None:
+        form.own_plate = product.licence_plate
+    if not form.validate():
+        raise Problem(422, "Some fields are not valid.", _form_errors(form))
+    return form
+
+
+@endpoint(bp, "POST", "/products", tag="asking", access=Access.REQUEST,
+          body=schemas.NewProduct, answer=schemas.Request, status=201, idempotent=True,
+          errors=(401, 403, 422, 429))  # fmt: skip
+def ask_for_product(body: schemas.NewProduct):
+    """Ask for a new product (a super admin decides)
+
+    The token may then read the product, follow its request and ask for its changes, as it does
+    for its own product."""
+    form = _new_form(body)
+    try:
+        return _once(
+            lambda key: request_services.submit_create(form.to_data(), g.api_token.user, key)
+        )
+    except request_services.RequestError as exc:
+        raise _refused(exc) from None
+
+
+@endpoint(bp, "POST", "/products/<plate>/request-again", tag="asking", access=Access.REQUEST,
+          body=schemas.NewProduct, answer=schemas.Request, status=201, idempotent=True,
+          errors=(401, 403, 404, 409, 422, 429))  # fmt: skip
+def ask_again(plate: str, body: schemas.NewProduct):
+    """Ask again for a product whose first request was rejected or cancelled"""
+    product = _product(plate)
+    _require_team(product)
+    form = _new_form(body, product)
+    try:
+        return _once(
+            lambda key: request_services.submit_again(
+                product, form.to_data(), g.api_token.user, key
+            )
+        )
+    except request_services.RequestError as exc:
+        raise _refused(exc) from None
+
+
 # --- deciding ------------------------------------------------------------------------------------
 
 
@@ -468,5 +535,5 @@ def cluster_state(cluster: str):
         .order_by(Product.licence_plate)
     ).all()
     return schemas.ClusterState(
-        cluster=cluster[:20], products=[product_shape(p, None) for p in products]
+        cluster=cluster[:20], products=[product_shape(p, None, ends=False) for p in products]
     )

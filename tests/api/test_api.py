@@ -12,6 +12,7 @@ from registry.api.models import Access, ApiToken, Scope
 from registry.audit.models import AuditEvent
 from registry.extensions import db
 from registry.products.models import Product
+from registry.requests import services
 from registry.requests.models import Request
 from registry.timeutil import utcnow
 from tests import builders
@@ -245,3 +246,49 @@ def test_the_team_makes_and_revokes_a_token_on_the_product_page(app, client, own
     assert client.get("/api/v1/products", headers=bearer(secret)).status_code == 401
     # The product survives its maker: the token's own account asked, not the owner.
     assert db.session.get(Product, product.id) is not None
+
+
+def new_product_body(**overrides) -> dict:
+    quotas = {env: dict(builders.DEFAULT_QUOTAS) for env in ("tools", "dev", "test", "prod")}
+    body = {
+        "name": "Salmon Counts API",
+        "description": "Counts of salmon at the weirs.",
+        "ministry": "CITZ",
+        "cluster": "silver",
+        "owner": {"first_name": "Pat", "last_name": "Owner", "email": "pat.api@example.com"},
+        "primary_lead": {"first_name": "Tam", "last_name": "Lead", "email": "tam.api@example.com"},
+        "quotas": quotas,
+    }
+    body.update(overrides)
+    return body
+
+
+def test_a_team_token_asks_for_a_new_product_and_then_follows_it(app, client, team):
+    _, _, headers = team
+    bad = client.post("/api/v1/products", json=new_product_body(
+        primary_lead={"first_name": "Pat", "last_name": "Owner", "email": "pat.api@example.com"}
+    ), headers=headers)  # fmt: skip
+    assert bad.status_code == 422
+    assert any(e["field"].startswith("primary_lead") for e in bad.json["errors"]), bad.json
+    made = client.post("/api/v1/products", json=new_product_body(), headers=headers)
+    assert made.status_code == 201, made.json
+    assert made.json["kind"] == "create" and made.json["status"] == "pending"
+    plate = made.json["licence_plate"]
+    # The token reads what it asked for, and only that besides its own product.
+    assert client.get(f"/api/v1/products/{plate}", headers=headers).json["state"] == "requested"
+    listed = {
+        p["licence_plate"] for p in client.get("/api/v1/products", headers=headers).json["items"]
+    }
+    assert plate in listed and len(listed) == 2
+
+
+def test_a_rejected_product_is_asked_for_again(app, client, team, admin):
+    _, _, headers = team
+    made = client.post("/api/v1/products", json=new_product_body(), headers=headers).json
+    services.decide(made["id"], admin, approve=False, comment="Use the shared namespace.")
+    db.session.commit()
+    url = f"/api/v1/products/{made['licence_plate']}/request-again"
+    again = client.post(url, json=new_product_body(description="Now with a reason."),
+                        headers=headers)  # fmt: skip
+    assert again.status_code == 201, again.json
+    assert again.json["licence_plate"] == made["licence_plate"] and again.json["id"] != made["id"]

@@ -2,6 +2,11 @@
 token of each kind, must never answer 5xx nor answer anything the document does not describe
 (status code, content type, headers, body schema). Part of the suite, so CI runs it.
 
+Every other check runs too, but for "a body the schema allows is accepted": the product form's
+rules go beyond what a JSON Schema says (a name starts with a letter; the owner and the lead
+are different people; a quota is one of the platform's options), and a body that breaks one
+gets a 422 with the field's message, as the form would.
+
 The operations are driven with Hypothesis directly (``operation.as_strategy()``): schemathesis'
 pytest fixture loader does not run under this project's pytest."""
 
@@ -38,6 +43,8 @@ def test_the_api_keeps_its_document_and_never_fails(app, owner, admin, who):
                   suppress_health_check=list(HealthCheck))  # fmt: skip
         @given(case=operation.as_strategy())
         def call(case):
-            case.call_and_validate(headers=headers)
+            case.call_and_validate(
+                headers=headers, excluded_checks=[schemathesis.checks.positive_data_acceptance]
+            )
 
         call()

@@ -254,3 +254,33 @@ def test_a_temporary_increase_goes_back_through_the_provisioner_on_its_day(
     # The edit message says who asked: the registry itself, in its own name.
     messages = stream_messages(nats_app, nats_server.url, SUBJECT.format("silver"))
     assert messages[-1]["workflow"] == f"silver-{plate}-{back.id}"
+
+
+def test_the_cluster_state_matches_what_the_provisioner_wrote(
+    provisioner, gitops, nats_app, nats_server, owner, admin, client
+):
+    """Two products provisioned through NATS and the reference provisioner: the state endpoint
+    names each of their namespaces with the quotas their ResourceQuota holds on GitOps main."""
+    from registry.api import tokens
+    from registry.api.models import Access, Scope
+
+    big = dict(builders.DEFAULT_QUOTAS, cpu=BIGGER_CPU)
+    products = [
+        provisioned_product(owner, admin),
+        provisioned_product(owner, admin, quotas={env: dict(big) for env in ENVS}),
+    ]
+    _, secret = tokens.create("gitops", Scope.ALL, Access.READ, admin)
+    db.session.commit()
+    headers = {"Authorization": f"Bearer {secret}"}
+    state = client.get("/api/v1/clusters/silver/state", headers=headers)
+    assert state.status_code == 200
+    by_plate = {p["licence_plate"]: p for p in state.json["products"]}
+    assert set(by_plate) == {p.licence_plate for p in products}
+    for plate, product in by_plate.items():
+        for ns in product["namespaces"]:
+            hard = yaml_on_main(gitops, f"silver/{plate}/{ns['name']}/resourcequotas.yaml")[0]
+            cores = ns["quotas"]["cpu"].split("-")[2]
+            assert hard["spec"]["hard"]["requests.cpu"] == cores, (ns["name"], hard)
+    again = client.get("/api/v1/clusters/silver/state",
+                       headers={**headers, "If-None-Match": state.headers["ETag"]})  # fmt: skip
+    assert again.status_code == 304
