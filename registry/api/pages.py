@@ -31,6 +31,12 @@ def reference_page():
     )
 
 
+@bp.get("/docs/try")
+def try_page():
+    """The same document in Swagger UI (vendored, registry/static/VENDORED.md), to try calls."""
+    return render_template("api/try.html")
+
+
 def _team_product(plate: str):
     product = product_queries.get_visible(plate, current_user)
     if product is None:

@@ -134,7 +134,7 @@ class RequestPage(BaseModel):
     next_cursor: str | None = None
 
 
-CURSOR = r"^[0-9]{1,12}$"
+CURSOR = r"^[0-9]{1,9}$"  # an id PostgreSQL's integer holds
 WORD = r"^[A-Za-z0-9_-]{1,30}$"
 
 

@@ -24,7 +24,7 @@ from .models import Access, Scope
 from .spec import Problem, endpoint
 
 KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-DIGITS = re.compile(r"^[0-9]{1,12}$")
+DIGITS = re.compile(r"^[0-9]{1,9}$")  # an id the database's integer holds
 
 
 # --- what a token covers ------------------------------------------------------------------------

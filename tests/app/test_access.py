@@ -408,10 +408,11 @@ ROUTES = [
     *(
         Route(r.endpoint, r.method, matrix(401, anonymous=401), csrf=False)
         for r in API_ROUTES
-        if r.endpoint not in ("api.openapi_document", "api.reference_page")
+        if r.endpoint not in ("api.openapi_document", "api.reference_page", "api.try_page")
     ),
     Route("api.openapi_document", "GET", matrix(200, anonymous=200)),
     Route("api.reference_page", "GET", matrix(200, anonymous=200)),
+    Route("api.try_page", "GET", matrix(200, anonymous=200)),
     # API tokens: a product's team makes (the secret on the page the POST answers) and revokes
     # its own; super admins make and revoke those over ministries.
     Route(

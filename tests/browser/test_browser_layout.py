@@ -24,6 +24,7 @@ from sqlalchemy import select
 from registry import contract
 from registry.auth import service_accounts as machine_accounts
 from registry.auth.models import Role
+from registry.api.spec import ENDPOINTS as API_ENDPOINTS
 from registry.capacity.models import SavingOffer
 from registry.extensions import db
 from registry.outbox.models import EmailStatus, OutboxEmail
@@ -49,6 +50,8 @@ NOT_PAGES = {
     "finding.export",  # CSV
     "capacity.cost_report_csv",
     "api.openapi_document",  # JSON
+    # /api/v1's reads: JSON, and 401 to a browser's session (a token is needed).
+    *(f"api.{e.name}" for e in API_ENDPOINTS if e.method == "GET"),
     "favicon",
     "index",  # a redirect to each role's own page
     "auth.oidc_start",  # 404 with single sign-on off (tests/auth/test_oidc.py)
