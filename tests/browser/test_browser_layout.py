@@ -22,9 +22,9 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from registry import contract
+from registry.api.spec import ENDPOINTS as API_ENDPOINTS
 from registry.auth import service_accounts as machine_accounts
 from registry.auth.models import Role
-from registry.api.spec import ENDPOINTS as API_ENDPOINTS
 from registry.capacity.models import SavingOffer
 from registry.extensions import db
 from registry.outbox.models import EmailStatus, OutboxEmail
