@@ -256,6 +256,9 @@ def _once(submit):
     earlier = request_services.by_submission_key(key, g.api_token.user)
     if earlier is not None:
         return request_shape(earlier), 200, {"Location": f"/api/v1/requests/{earlier.id}"}
+    too_many = request_services.submission_blocker(g.api_token.user)
+    if too_many is not None:  # the form's hourly number, for the token's account
+        raise Problem(429, str(too_many), headers={"Retry-After": str(too_many.minutes * 60)})
     try:
         made = submit(key)
         db.session.commit()

@@ -292,3 +292,19 @@ def test_a_rejected_product_is_asked_for_again(app, client, team, admin):
                         headers=headers)  # fmt: skip
     assert again.status_code == 201, again.json
     assert again.json["licence_plate"] == made["licence_plate"] and again.json["id"] != made["id"]
+
+
+def test_a_token_asks_at_most_as_often_as_a_person_may(app, client, team):
+    """The form's hourly number of requests (REQUEST_SUBMISSIONS_PER_HOUR) holds for a token."""
+    app.config["REQUEST_SUBMISSIONS_PER_HOUR"] = 2
+    product, _, headers = team
+    url = f"/api/v1/products/{product.licence_plate}/changes"
+    statuses = []
+    for n in range(3):
+        answer = client.post(url, json={"description": f"Version {n}."}, headers=headers)
+        statuses.append(answer.status_code)
+        if answer.status_code == 201:  # applied, so that the product is free again
+            provision(db.session.get(Request, answer.json["id"]))
+    assert statuses == [201, 201, 429]
+    assert "as many as one person may" in answer.json["detail"]
+    assert int(answer.headers["Retry-After"]) > 0
