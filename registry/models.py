@@ -1,6 +1,6 @@
 """Imports every model so that metadata is complete wherever the app is built."""
 
-from .api.models import ApiCall, ApiToken  # noqa: F401
+from .api.models import ApiCall, ApiIdempotency, ApiToken  # noqa: F401
 from .audit.models import AuditEvent  # noqa: F401
 from .auth.models import ProviderSession, RateLimit, RateLimitHit, ServiceAccount, User  # noqa: F401
 from .capacity.models import SavingOffer, ScheduleRun  # noqa: F401

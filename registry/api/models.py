@@ -1,7 +1,7 @@
 import enum
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, func
+from sqlalchemy import CheckConstraint, ForeignKey, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db, in_values
@@ -81,3 +81,22 @@ class ApiCall(db.Model):
     )
     minute: Mapped[datetime] = mapped_column(primary_key=True)
     count: Mapped[int] = mapped_column(default=0)
+
+
+class ApiIdempotency(db.Model):
+    """The first answer to a POST sent with an Idempotency-Key, per token: the same key again
+    gets the same answer and does nothing. The row is written before the call runs (a second
+    call with the key meanwhile is told it is in progress) and kept ``IDEMPOTENCY_HOURS``."""
+
+    __tablename__ = "api_idempotency"
+
+    token_id: Mapped[int] = mapped_column(
+        ForeignKey("api_tokens.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # "POST /api/v1/requests/42/comments": a key is for one call.
+    call: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    status: Mapped[int | None]
+    body: Mapped[str | None] = mapped_column(Text)
+    location: Mapped[str | None] = mapped_column(String(300))

@@ -20,13 +20,14 @@ from datetime import timedelta
 from flask import Response, current_app, g, request
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
-from sqlalchemy import delete
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
 from ..timeutil import utcnow
 from . import schemas, tokens
-from .models import Access, ApiCall
+from .models import Access, ApiCall, ApiIdempotency
 
 PROBLEM = "application/problem+json"
 STATUS_TITLES = {
@@ -128,8 +129,9 @@ def endpoint(bp, method: str, rule: str, *, tag: str, access: Access = Access.RE
                     kwargs["query"] = _parse(spec.query, request.args.to_dict(), "")
                 if spec.body is not None:
                     kwargs["body"] = _parse(spec.body, _json_body(), "")
-                answer = view(**kwargs)
-                return _respond(spec, answer)
+                if spec.method == "POST":
+                    return once(token, lambda: _respond(spec, view(**kwargs)))
+                return _respond(spec, view(**kwargs))
             except Problem as problem:
                 db.session.rollback()
                 return problem.response()
@@ -223,6 +225,87 @@ def limit(token) -> None:
         )
 
 
+KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+IDEMPOTENCY_HOURS = 24
+
+
+def idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not KEY.match(key):
+        raise Problem(
+            422,
+            "An Idempotency-Key is 1 to 64 letters, digits, or _ . : -",
+            [{"field": "Idempotency-Key", "message": "not a key"}],
+        )
+    return key
+
+
+def once(token, call) -> Response:
+    """``call()`` once per token and Idempotency-Key: the key again answers what the first call
+    answered, and a key still being answered is a 409. Without a key, just ``call()``."""
+    key = idempotency_key()
+    if key is None:
+        return call()
+    what = f"{request.method} {request.path}"[:300]
+    now = utcnow()
+    with db.engine.begin() as connection:
+        connection.execute(
+            delete(ApiIdempotency).where(
+                ApiIdempotency.token_id == token.id,
+                ApiIdempotency.key == key,
+                ApiIdempotency.created_at < now - timedelta(hours=IDEMPOTENCY_HOURS),
+            )
+        )
+        try:
+            with connection.begin_nested():
+                connection.execute(
+                    insert(ApiIdempotency).values(
+                        token_id=token.id, key=key, call=what, created_at=now
+                    )
+                )
+            first = None
+        except IntegrityError:
+            first = connection.execute(
+                select(ApiIdempotency).where(
+                    ApiIdempotency.token_id == token.id, ApiIdempotency.key == key
+                )
+            ).one()
+    if first is not None:
+        if first.call != what:
+            raise Problem(422, f"This Idempotency-Key was used for another call: {first.call}.")
+        if first.status is None:
+            raise Problem(409, "A call with this Idempotency-Key is still being answered.")
+        headers = {"Location": first.location} if first.location else {}
+        return Response(first.body, status=first.status, mimetype=(
+            PROBLEM if first.status >= 400 else "application/json"), headers=headers)  # fmt: skip
+    answer, keep = None, False
+    try:
+        answer = call()
+        keep = answer.status_code < 500 and answer.status_code != 429
+    except Problem as problem:
+        answer = problem.response()
+        keep = problem.status not in (401, 403, 429) and problem.status < 500
+    finally:
+        # The answer is kept for the key (an error too: the same call gets it again); an answer
+        # that may change on its own (a limit, a failure) frees the key instead.
+        db.session.rollback()
+        with db.engine.begin() as connection:
+            row = (ApiIdempotency.token_id == token.id) & (ApiIdempotency.key == key)
+            if keep:
+                connection.execute(
+                    update(ApiIdempotency)
+                    .where(row)
+                    .values(
+                        status=answer.status_code,
+                        body=answer.get_data(as_text=True),
+                        location=answer.headers.get("Location"),
+                    )
+                )
+            else:
+                connection.execute(delete(ApiIdempotency).where(row))
+    return answer
+
+
 # --- the OpenAPI document --------------------------------------------------------------------
 
 
@@ -255,7 +338,7 @@ def openapi() -> dict:
                         "schema": {k: v for k, v in prop.items() if k != "title"},
                     }
                 )
-        if e.idempotent:
+        if e.idempotent or e.method == "POST":
             parameters.append(
                 {
                     "name": "Idempotency-Key",
@@ -275,6 +358,12 @@ def openapi() -> dict:
         }
         if e.etag:
             responses["304"] = {"description": "Not modified since the ETag sent"}
+        if e.idempotent or e.method == "POST":
+            # A key still being answered (409), a key sent for another call or malformed (422).
+            for status in (409, 422):
+                responses.setdefault(
+                    str(status), {"description": STATUS_TITLES[status], "content": problem}
+                )
         if e.idempotent:
             responses["200"] = {
                 "description": "Sent before with this Idempotency-Key: what it made",

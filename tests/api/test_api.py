@@ -94,8 +94,9 @@ def test_the_same_idempotency_key_makes_one_request(app, client, team):
     body = {"description": "Now with a map."}
     first = client.post(url, json=body, headers={**headers, "Idempotency-Key": "run-42"})
     second = client.post(url, json=body, headers={**headers, "Idempotency-Key": "run-42"})
-    assert (first.status_code, second.status_code) == (201, 200)
-    assert first.json["id"] == second.json["id"]
+    # The same answer, the same request: the second call made nothing.
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert first.json == second.json and second.headers["Location"] == first.headers["Location"]
     assert db.session.scalar(select(func.count()).select_from(Request).where(
         Request.product_id == product.id, Request.type == "edit")) == 1  # fmt: skip
     bad = client.post(url, json=body, headers={**headers, "Idempotency-Key": "no spaces"})
@@ -308,3 +309,24 @@ def test_a_token_asks_at_most_as_often_as_a_person_may(app, client, team):
     assert statuses == [201, 201, 429]
     assert "as many as one person may" in answer.json["detail"]
     assert int(answer.headers["Retry-After"]) > 0
+
+
+def test_a_comment_or_a_decision_sent_twice_with_a_key_happens_once(app, client, team, admin):
+    product, _, headers = team
+    waiting = client.post(
+        f"/api/v1/products/{product.licence_plate}/changes",
+        json={"quotas": {"prod": {"cpu": BIGGER_CPU}}, "justification": "Spring intake."},
+        headers=headers,
+    ).json
+    url = f"/api/v1/requests/{waiting['id']}/comments"
+    keyed = {**headers, "Idempotency-Key": "comment-1"}
+    answers = [client.post(url, json={"body": "Load test on Tuesday."}, headers=keyed)
+               for _ in range(2)]  # fmt: skip
+    assert [a.status_code for a in answers] == [201, 201]
+    comments = [e for e in answers[1].json["timeline"] if e["kind"] == "comment"]
+    assert len(comments) == 1
+    req = db.session.get(Request, waiting["id"])
+    assert sum(1 for e in req.events if e.kind == "comment") == 1
+    # The same key for another call is refused.
+    other = client.post(f"/api/v1/requests/{waiting['id']}/cancel", headers=keyed)
+    assert other.status_code == 422 and "another call" in other.json["detail"]

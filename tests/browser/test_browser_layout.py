@@ -65,7 +65,18 @@ NOT_A_PAGE_RULES = {
         "landmark-one-main",
         "page-has-heading-one",
         "region",
-    )
+    ),
+    # Swagger UI's own markup (vendored, registry/static/VENDORED.md) breaks these; the API's
+    # accessible reference is /api/v1/docs, checked in full: the interactive one is a tool.
+    "api.try_page": (
+        "color-contrast",
+        "heading-order",
+        "landmark-main-is-top-level",
+        "landmark-no-duplicate-main",
+        "landmark-unique",
+        "nested-interactive",
+        "select-name",
+    ),
 }
 BOOM = "/_layout-test/boom"  # a route of this test only, to see the 500 page
 SECRET = "the-database-password-is-hunter2"

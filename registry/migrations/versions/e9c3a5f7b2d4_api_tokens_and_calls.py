@@ -1,5 +1,6 @@
 """/api/v1: tokens per product, ministry or everything (api_tokens, each with an account of its
-own), and the calls each made per minute (api_calls), counted by every process together
+own), the calls each made per minute (api_calls), counted by every process together, and the
+first answer to each Idempotency-Key (api_idempotency)
 
 Revision ID: e9c3a5f7b2d4
 Revises: d4f7a2c9e1b3
@@ -64,7 +65,22 @@ def upgrade():
     )
 
 
+    op.create_table(
+        'api_idempotency',
+        sa.Column('token_id', sa.Integer(), nullable=False),
+        sa.Column('key', sa.String(length=64), nullable=False),
+        sa.Column('call', sa.String(length=300), nullable=False),
+        sa.Column('created_at', sa.DateTime(), server_default=sa.text('(CURRENT_TIMESTAMP)'), nullable=False),
+        sa.Column('status', sa.Integer(), nullable=True),
+        sa.Column('body', sa.Text(), nullable=True),
+        sa.Column('location', sa.String(length=300), nullable=True),
+        sa.ForeignKeyConstraint(['token_id'], ['api_tokens.id'], name=op.f('fk_api_idempotency_token_id_api_tokens'), ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('token_id', 'key', name=op.f('pk_api_idempotency')),
+    )
+
+
 def downgrade():
+    op.drop_table('api_idempotency')
     op.drop_table('api_calls')
     with op.batch_alter_table('api_tokens') as batch_op:
         batch_op.drop_index(batch_op.f('ix_api_tokens_product_id'))
