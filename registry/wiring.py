@@ -23,6 +23,7 @@ from .metrics import instruments
 from .notifications import sender
 from .notifications import services as notifications
 from .notifications.sender import SenderThread
+from .operations import stuck
 from .operations.stuck import StuckChecker
 from .products import pages as product_pages
 from .products import services as products
@@ -30,6 +31,7 @@ from .provisioning import messages as provisioning_messages
 from .provisioning import relay
 from .provisioning.worker import NatsWorker
 from .requests import product_pages as request_parts
+from .requests import review as review_queue
 from .requests import temporary
 from .requests.signals import request_moved, request_noted
 from .webhooks import sender as webhook_sender
@@ -50,6 +52,8 @@ def connect_reactions() -> None:
     # The product pages show the request workflow's parts: products import nothing from it.
     product_pages.parts.listing = request_parts.listing
     product_pages.parts.detail = _product_detail
+    # The review queue's "Needs attention": failed and stuck requests, as Operations finds them.
+    review_queue.needs_attention["find"] = stuck.attention
     instruments.observe_at_commit()
     sender.install_commit_hook()
     relay.install_commit_hook()

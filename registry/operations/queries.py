@@ -81,6 +81,8 @@ class Comparison:
     unit: str  # "duration" or "count"
     # Whether lower is better; None: neither (how many asked is no one's doing).
     lower_is_better: bool | None = True
+    # The endpoint and anchor of the page that lists them, if one does.
+    listed_at: tuple[str, str] | None = None
 
     @property
     def verdict(self) -> str:
@@ -314,5 +316,6 @@ def _compare(weeks: list[Week]) -> list[Comparison]:
             this.outcomes["failed"],
             per_week([w.outcomes["failed"] for w in before]),
             "count",
+            listed_at=("review.queue", "needs-attention"),
         ),
     ]

@@ -294,3 +294,51 @@ class StuckChecker(threading.Thread):
 
     def stop(self) -> None:
         self.stopping.set()
+
+
+@dataclass(frozen=True)
+class Attention:
+    """A request that needs a super admin besides a decision: it failed, or it is in flight
+    and the provisioner has been silent too long. Shown atop the review queue."""
+
+    request_id: int
+    product_name: str
+    licence_plate: str
+    status_label: str
+    reason: str
+    since: datetime
+    can_resend: bool = True
+
+
+def attention(limit: int = 50) -> list[Attention]:
+    """Failed requests (their latest failure first) and those stuck with the provisioner,
+    oldest first after them; at most ``limit``."""
+    failed = db.session.execute(
+        select(Request, func.max(RequestEvent.created_at))
+        .join(RequestEvent, RequestEvent.request_id == Request.id)
+        .where(
+            Request.status == RequestStatus.FAILED.value,
+            RequestEvent.to_status == RequestStatus.FAILED.value,
+        )
+        .group_by(Request.id)
+        .options(joinedload(Request.product).load_only(Product.name, Product.licence_plate))
+        .order_by(func.max(RequestEvent.created_at).desc())
+        .limit(limit)
+    ).all()
+    found = [
+        Attention(
+            req.id,
+            req.product.name,
+            req.product.licence_plate,
+            req.status_label,
+            "failed at the provisioner; fix the cause, then re-send",
+            at,
+        )
+        for req, at in failed
+    ]
+    silent = [s for s in find() if s.kind == SILENT][: max(0, limit - len(found))]
+    found += [
+        Attention(s.request_id, s.product_name, s.licence_plate, s.status_label, s.reason, s.since)
+        for s in silent
+    ]
+    return found

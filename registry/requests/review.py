@@ -21,6 +21,16 @@ bp = Blueprint("review", __name__, url_prefix="/admin")
 QUEUE = "review/queue.html"
 
 
+def _nothing() -> list:
+    return []
+
+
+# What needs a super admin besides decisions (failed requests, those the provisioner is silent
+# on): the operations package knows, and wiring connects it here, so requests imports nothing
+# from it. Each item has request_id, product_name, licence_plate, status_label, reason, since.
+needs_attention = {"find": _nothing}
+
+
 # What a queue item's template calls: why the signed-in super admin may not decide an item
 # (separation of duties), or None. The item shows no quota lists: the grant form, loaded when
 # opened, reads the quota options itself.
@@ -41,7 +51,15 @@ QUEUE_ITEM = {
 
 def _queue_page(**context):
     page = queries.pending_queue(page_number(), current_app.config["PAGE_SIZE"])
-    return {"page": page, "pending_count": page.total, "errors": {}, **QUEUE_ITEM, **context}
+    attention = needs_attention["find"]() if page.page == 1 else []
+    return {
+        "page": page,
+        "pending_count": page.total,
+        "errors": {},
+        "attention": attention,
+        **QUEUE_ITEM,
+        **context,
+    }
 
 
 def _granted_quotas() -> dict[str, dict[str, str]] | None:
