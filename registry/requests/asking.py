@@ -197,9 +197,7 @@ def change(plate: str):
     data = form.to_data()
     ends_on = _ends_on(form)
     before, after, changes, verdict = request_services.preview_edit(product, data, ends_on)
-    problem = temporary.end_problem(
-        temporary.resolve(product.id, ends_on), verdict.increases, current
-    )
+    problem = temporary.end_problem(temporary.resolve(current, ends_on), verdict.increases, current)
     if problem:
         form.ends_on.errors = [problem]
         return render("asking/change.html", block="form", status=422, form=form, **context)
@@ -225,7 +223,7 @@ def change(plate: str):
             verdict=verdict,
             quotas_before=before["namespaces"],
             quotas_after=after["namespaces"],
-            ends_on=temporary.resolve(product.id, ends_on),
+            ends_on=temporary.resolve(current, ends_on),
             **context,
             **more,
         )
@@ -277,7 +275,7 @@ def change_preview(plate: str):
     )
     return render_template(
         "asking/_change_summary.html",
-        ends_on=temporary.resolve(product.id, ends_on),
+        ends_on=temporary.resolve(temporary.open_for(product.id), ends_on),
         changes=changes,
         verdict=verdict,
         quotas_before=before["namespaces"],

@@ -302,7 +302,7 @@ def submit_edit(
     if not found:
         raise NothingChanged()
     current = temporary.open_for(product.id)
-    ends_on = temporary.resolve(product.id, ends_on)
+    ends_on = temporary.resolve(current, ends_on)
     problem = temporary.end_problem(ends_on, verdict.increases, current)
     if problem:
         raise EndNotAllowed(problem)

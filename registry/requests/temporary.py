@@ -37,10 +37,9 @@ def open_for(product_id: int) -> TemporaryIncrease | None:
     )
 
 
-def resolve(product_id: int, ends_on) -> date | None:
-    """The end a change carries: ``KEEP`` is the open increase's end (or none)."""
+def resolve(current: TemporaryIncrease | None, ends_on) -> date | None:
+    """The end a change carries: ``KEEP`` is the open increase's (``current``) end, or none."""
     if ends_on is KEEP:
-        current = open_for(product_id)
         return current.ends_on if current else None
     return ends_on
 
